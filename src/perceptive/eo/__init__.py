@@ -1,0 +1,1 @@
+"""perceptive.eo: Earth-observation functions on xarray/numpy; knows nothing about Kedro."""

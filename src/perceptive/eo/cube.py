@@ -1,0 +1,120 @@
+"""The cube: one xarray.Dataset per AOI, and the checks every pipeline runs at its entry.
+
+Layout (see DESIGN.md §2): ``bands`` (time, band, y, x) uint16 L1C digital numbers
+(reflectance × 10000, 0 = no data), pixel-centre ``x``/``y`` on a projected grid whose CRS is
+stored the rioxarray way, ``time`` sorted and unique. Chunked in space, never in time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+
+from perceptive.eo.grid import Grid
+
+#: Sentinel-2 L1C bands in the order the s2cloudless model and the products use.
+S2_BANDS: tuple[str, ...] = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07",
+    "B08", "B8A", "B09", "B10", "B11", "B12",
+)  # fmt: skip
+
+#: Digital numbers per unit of reflectance in L1C products.
+QUANTIFICATION = 10000.0
+
+
+class CubeError(ValueError):
+    """A cube does not follow the layout the pipelines expect."""
+
+
+def spatial_chunks(tile_size: int) -> dict[str, int]:
+    """Dask chunks of a cube: whole time series, ``tile_size`` pixels in space."""
+    return {"time": -1, "band": -1, "y": tile_size, "x": tile_size}
+
+
+def attach_grid(ds: xr.Dataset | xr.DataArray, grid: Grid):
+    """Give an object the grid's pixel-centre coordinates, CRS and transform (rioxarray way)."""
+    ds = ds.assign_coords(x=("x", grid.x), y=("y", grid.y))
+    ds = ds.rio.write_crs(grid.crs)
+    return ds.rio.write_transform(grid.transform)
+
+
+def make_l1c_cube(bands, times, grid: Grid, band_names=S2_BANDS, attrs=None) -> xr.Dataset:
+    """Wrap a (time, band, y, x) uint16 array (numpy or dask) as an L1C cube on ``grid``."""
+    times = pd.DatetimeIndex(times)
+    if times.tz is not None:
+        times = times.tz_convert("UTC").tz_localize(None)
+    ds = xr.Dataset(
+        {"bands": (("time", "band", "y", "x"), bands)},
+        coords={"time": times.values.astype("datetime64[ns]"), "band": list(band_names)},
+        attrs=dict(attrs or {}),
+    )
+    ds["bands"].attrs.update(
+        units="DN", scale_factor_to_reflectance=1 / QUANTIFICATION, nodata=0,
+        long_name="Sentinel-2 L1C top-of-atmosphere reflectance x 10000",
+    )  # fmt: skip
+    return attach_grid(ds, grid)
+
+
+def validate_cube(
+    ds: xr.Dataset,
+    name: str,
+    variables: dict[str, tuple[tuple[str, ...], str]],
+    bands: tuple[str, ...] | None = None,
+) -> xr.Dataset:
+    """Check a cube against the layout and raise a ``CubeError`` naming what is wrong.
+
+    ``variables`` maps a variable name to its (dims, dtype kind/name) e.g.
+    ``{"bands": (("time", "band", "y", "x"), "uint16")}``.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise CubeError(f"{name} must be an xarray.Dataset, got {type(ds).__name__}.")
+    for var, (dims, dtype) in variables.items():
+        if var not in ds:
+            raise CubeError(
+                f"{name} has no variable {var!r} (has {sorted(ds.data_vars)}); "
+                "was it written by an older or different pipeline?"
+            )
+        if ds[var].dims != dims:
+            raise CubeError(f"{name}.{var} has dims {ds[var].dims}, expected {dims}.")
+        if ds[var].dtype != np.dtype(dtype):
+            raise CubeError(f"{name}.{var} has dtype {ds[var].dtype}, expected {dtype}.")
+    if "time" in ds.dims:
+        times = pd.DatetimeIndex(ds["time"].values)
+        if len(times) == 0:
+            raise CubeError(
+                f"{name} has an empty time series: no acquisition in the time interval "
+                "(widen time_interval or raise max_cloud_cover)."
+            )
+        if not times.is_monotonic_increasing or not times.is_unique:
+            raise CubeError(f"{name}.time must be sorted and unique; sort it and merge same-day frames.")
+    if bands is not None:
+        have = [str(b) for b in ds["band"].values]
+        missing = [b for b in bands if b not in have]
+        if missing:
+            raise CubeError(f"{name} misses band(s) {missing}; it has {have}.")
+    crs = ds.rio.crs
+    if crs is None:
+        raise CubeError(f"{name} has no CRS; write one with ds.rio.write_crs(...).")
+    if not crs.is_projected:
+        raise CubeError(
+            f"{name} is in {crs.to_string()}, a geographic CRS; the pipelines need a projected "
+            "CRS in metres (reproject to the AOI's UTM zone)."
+        )
+    for axis in ("x", "y"):
+        if axis not in ds.coords or ds.sizes.get(axis, 0) == 0:
+            raise CubeError(f"{name} has no {axis} coordinate.")
+    return ds
+
+
+def validate_l1c_cube(ds: xr.Dataset) -> xr.Dataset:
+    """Check an L1C cube: 13 uint16 bands in Sentinel-2 order, sorted time, projected CRS."""
+    return validate_cube(
+        ds, "l1c_cube", {"bands": (("time", "band", "y", "x"), "uint16")}, bands=S2_BANDS
+    )
+
+
+def reflectance(bands: xr.DataArray) -> xr.DataArray:
+    """L1C digital numbers as float32 reflectance; no-data (0) becomes NaN."""
+    return (bands.where(bands != 0) / np.float32(QUANTIFICATION)).astype(np.float32)

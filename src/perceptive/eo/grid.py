@@ -1,0 +1,178 @@
+"""The pixel grid of an area of interest: projected CRS, resolution, transform, pixel centres.
+
+Every cube, label raster and map of one AOI shares one grid, so they line up pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS, Transformer
+from shapely import geometry as sg
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform as shapely_transform
+
+
+class GridError(ValueError):
+    """The AOI or grid settings cannot give a valid pixel grid."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid: ``crs``, top-left corner, square pixel size and shape."""
+
+    crs: CRS
+    left: float
+    top: float
+    resolution: float
+    width: int
+    height: int
+
+    @property
+    def transform(self) -> Affine:
+        return Affine(self.resolution, 0.0, self.left, 0.0, -self.resolution, self.top)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in the grid CRS."""
+        return (
+            self.left,
+            self.top - self.height * self.resolution,
+            self.left + self.width * self.resolution,
+            self.top,
+        )
+
+    @property
+    def x(self) -> np.ndarray:
+        """Pixel-centre x coordinates."""
+        return self.left + (np.arange(self.width) + 0.5) * self.resolution
+
+    @property
+    def y(self) -> np.ndarray:
+        """Pixel-centre y coordinates (decreasing: north-up)."""
+        return self.top - (np.arange(self.height) + 0.5) * self.resolution
+
+    def window(self, row_off: int, col_off: int, height: int, width: int) -> Grid:
+        """The sub-grid of a window (e.g. one tile or one chunk)."""
+        return Grid(
+            self.crs,
+            self.left + col_off * self.resolution,
+            self.top - row_off * self.resolution,
+            self.resolution,
+            width,
+            height,
+        )
+
+
+def utm_crs_for(lon: float, lat: float) -> CRS:
+    """The WGS84 / UTM zone CRS that contains a WGS84 point."""
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise GridError(f"Point ({lon}, {lat}) is not a WGS84 longitude/latitude.")
+    zone = int((lon + 180) // 6) % 60 + 1
+    epsg = (32600 if lat >= 0 else 32700) + zone
+    return CRS.from_epsg(epsg)
+
+
+def reproject_geometry(geom: BaseGeometry, src: CRS, dst: CRS) -> BaseGeometry:
+    """Reproject a shapely geometry between two CRSs (x/y axis order)."""
+    if CRS(src) == CRS(dst):
+        return geom
+    project = Transformer.from_crs(src, dst, always_xy=True).transform
+    return shapely_transform(project, geom)
+
+
+def aoi_geometry(aoi: dict) -> tuple[BaseGeometry, CRS]:
+    """Read the ``aoi`` parameter: a ``bbox`` [minx, miny, maxx, maxy] or a ``geometry``
+    (GeoJSON-like mapping) or a ``file`` (any vector format geopandas reads), plus ``crs``.
+
+    Raises a ``GridError`` that says what to fix when the AOI is invalid or has no area.
+    """
+    if not isinstance(aoi, dict):
+        raise GridError(
+            "Parameter 'aoi' must be a mapping with 'bbox', 'geometry' or 'file' "
+            f"(and 'crs'), got {type(aoi).__name__}."
+        )
+    kinds = [k for k in ("bbox", "geometry", "file") if aoi.get(k) is not None]
+    if len(kinds) != 1:
+        raise GridError(
+            "Parameter 'aoi' needs exactly one of 'bbox', 'geometry' or 'file'; "
+            f"got {kinds or 'none'}."
+        )
+    try:
+        crs = CRS.from_user_input(aoi.get("crs", "EPSG:4326"))
+    except Exception as err:  # pyproj raises CRSError, a plain Exception subclass
+        raise GridError(f"aoi.crs {aoi.get('crs')!r} is not a CRS pyproj knows: {err}") from err
+
+    if kinds == ["bbox"]:
+        bbox = list(aoi["bbox"])
+        if len(bbox) != 4:
+            raise GridError(f"aoi.bbox must be [minx, miny, maxx, maxy], got {bbox}.")
+        minx, miny, maxx, maxy = map(float, bbox)
+        if minx >= maxx or miny >= maxy:
+            raise GridError(
+                f"aoi.bbox {bbox} has no area: it must be [minx, miny, maxx, maxy] "
+                "with minx < maxx and miny < maxy."
+            )
+        geom = sg.box(minx, miny, maxx, maxy)
+    elif kinds == ["geometry"]:
+        try:
+            geom = sg.shape(aoi["geometry"])
+        except Exception as err:  # shapely raises several types for malformed mappings
+            raise GridError(f"aoi.geometry is not a GeoJSON geometry: {err}") from err
+    else:
+        import geopandas as gpd
+
+        frame = gpd.read_file(aoi["file"])
+        if frame.crs is None:
+            raise GridError(f"AOI file {aoi['file']} has no CRS; set one (e.g. in QGIS) and retry.")
+        geom, crs = frame.union_all(), frame.crs
+
+    if not geom.is_valid:
+        from shapely.validation import explain_validity
+
+        raise GridError(
+            f"AOI geometry is invalid ({explain_validity(geom)}); repair it, e.g. with "
+            "shapely.make_valid or QGIS 'Fix geometries'."
+        )
+    if geom.is_empty or geom.area <= 0:
+        raise GridError("AOI geometry has no area; give a polygon or a bbox, not a point or line.")
+    return geom, crs
+
+
+def grid_for_aoi(
+    geom: BaseGeometry, crs: CRS, resolution: float = 10.0, target_crs: str | None = None
+) -> Grid:
+    """The grid covering the AOI: UTM zone of its centre unless ``target_crs`` is given,
+    corners snapped to multiples of the resolution (as Sentinel-2 tiles are)."""
+    if resolution <= 0:
+        raise GridError(f"resolution must be positive, got {resolution}.")
+    if target_crs is not None:
+        dst = CRS.from_user_input(target_crs)
+    else:
+        centre = reproject_geometry(geom.centroid, crs, CRS.from_epsg(4326))
+        dst = utm_crs_for(centre.x, centre.y)
+    if not dst.is_projected:
+        raise GridError(f"Grid CRS {dst.to_string()} is not projected; use a UTM CRS (metres).")
+    minx, miny, maxx, maxy = reproject_geometry(geom, crs, dst).bounds
+    left = math.floor(minx / resolution) * resolution
+    top = math.ceil(maxy / resolution) * resolution
+    width = max(1, math.ceil((maxx - left) / resolution - 1e-9))
+    height = max(1, math.ceil((top - miny) / resolution - 1e-9))
+    return Grid(dst, left, top, float(resolution), width, height)
+
+
+def grid_of(ds) -> Grid:
+    """The grid of a cube (an xarray object with x/y pixel-centre coordinates and a CRS)."""
+    x, y = np.asarray(ds["x"]), np.asarray(ds["y"])
+    res = float(x[1] - x[0]) if x.size > 1 else float(y[0] - y[1])
+    return Grid(
+        CRS.from_user_input(ds.rio.crs),
+        float(x[0] - res / 2),
+        float(y[0] + res / 2),
+        res,
+        int(x.size),
+        int(y.size),
+    )
