@@ -1,16 +1,18 @@
-"""Project pipelines."""
+"""Project pipelines, one per link of the land-cover workflow; `__default__` runs them all."""
+
 from __future__ import annotations
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
+#: The links in workflow order.
+LINKS = ("ingestion", "feature_engineering", "sampling", "modelling", "prediction")
+
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register the project's pipelines.
-
-    Returns:
-        A mapping from pipeline names to ``Pipeline`` objects.
-    """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values())
+    missing = [name for name in LINKS if name not in pipelines]
+    if missing:
+        raise RuntimeError(f"Pipelines {missing} are not registered.")
+    pipelines["__default__"] = sum((pipelines[name] for name in LINKS), Pipeline([]))
     return pipelines

@@ -1,0 +1,8 @@
+"""Custom Kedro datasets, only where kedro-datasets has none (xarray cubes, GeoTIFF maps with
+colour tables, vector files without fiona)."""
+
+from perceptive.datasets.geotiff import GeoTiffDataset
+from perceptive.datasets.vector import VectorDataset
+from perceptive.datasets.zarr import ZarrDataset
+
+__all__ = ["GeoTiffDataset", "VectorDataset", "ZarrDataset"]

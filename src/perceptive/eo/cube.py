@@ -118,3 +118,18 @@ def validate_l1c_cube(ds: xr.Dataset) -> xr.Dataset:
 def reflectance(bands: xr.DataArray) -> xr.DataArray:
     """L1C digital numbers as float32 reflectance; no-data (0) becomes NaN."""
     return (bands.where(bands != 0) / np.float32(QUANTIFICATION)).astype(np.float32)
+
+
+def validate_masks_cube(ds: xr.Dataset) -> xr.Dataset:
+    """Check a masks cube: bool data / cloud / valid masks per frame."""
+    mask = (("time", "y", "x"), "bool")
+    return validate_cube(
+        ds, "masks_cube", {"is_data": mask, "cloud_mask": mask, "is_valid": mask}
+    )
+
+
+def validate_features_cube(ds: xr.Dataset) -> xr.Dataset:
+    """Check a features cube: float32 (time, feature, y, x) on the date grid."""
+    return validate_cube(
+        ds, "features_cube", {"features": (("time", "feature", "y", "x"), "float32")}
+    )

@@ -49,3 +49,13 @@ def legend_from_config(classes: list[dict] | None) -> tuple[LandCoverClass, ...]
 
 def class_names(legend=DEFAULT_LEGEND) -> dict[int, str]:
     return {c.id: c.name for c in legend}
+
+
+def map_attrs(legend=DEFAULT_LEGEND) -> dict:
+    """Attributes that make a class map self-describing in GIS tools: nodata, colour table,
+    class names (used by perceptive.datasets.GeoTiffDataset)."""
+    return {
+        "nodata": NO_DATA,
+        "colormap": {c.id: c.colour for c in legend},
+        "class_names": {c.id: c.name for c in legend},
+    }

@@ -1,0 +1,86 @@
+"""Base for perceptive's own versioned datasets: local files or directories, written atomically.
+
+Subclasses say how to read and write one path; this class does Kedro versioning
+(``<filepath>/<version>/<name>``) and writes to a temporary sibling that is renamed when
+complete, so a crash never leaves a half-written version that a later load takes as newest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any, Generic, TypeVar
+
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_protocol_and_path
+
+T = TypeVar("T")
+
+
+class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
+    """Versioned dataset on the local file system; subclasses implement ``_read``/``_write``."""
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        version: Version | None = None,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        protocol, path = get_protocol_and_path(filepath, version)
+        if protocol != "file":
+            raise DatasetError(
+                f"{type(self).__name__} writes atomically to local disk only; got {filepath!r}."
+            )
+        self._load_args = dict(load_args or {})
+        self._save_args = dict(save_args or {})
+        self.metadata = metadata
+        super().__init__(
+            filepath=PurePosixPath(path),
+            version=version,
+            exists_function=os.path.exists,
+            glob_function=_glob,
+        )
+
+    def _read(self, path: Path) -> T:
+        raise NotImplementedError
+
+    def _write(self, data: T, path: Path) -> None:
+        raise NotImplementedError
+
+    def load(self) -> T:
+        return self._read(Path(self._get_load_path()))
+
+    def save(self, data: T) -> None:
+        final = Path(self._get_save_path())
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
+        try:
+            self._write(data, tmp)
+            if final.exists():
+                raise DatasetError(f"{final} already exists; a saved version is never overwritten.")
+            os.replace(tmp, final)
+        finally:
+            if tmp.is_dir():
+                shutil.rmtree(tmp)
+            elif tmp.exists():
+                tmp.unlink()
+
+    def _exists(self) -> bool:
+        try:
+            return Path(self._get_load_path()).exists()
+        except DatasetError:
+            return False
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "version": self._version}
+
+
+def _glob(pattern: str) -> list[str]:
+    """Glob that skips the temporary ``.partial-`` siblings of unfinished writes."""
+    import glob
+
+    return [p for p in glob.glob(pattern) if ".partial-" not in p]

@@ -1,0 +1,25 @@
+"""feature_engineering pipeline: l1c_cube -> masks_cube, features_cube."""
+
+from kedro.pipeline import Node, Pipeline
+
+from perceptive.pipelines.feature_engineering import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.compute_masks,
+                ["l1c_cube", "params:cloud_masking"],
+                "masks_cube",
+                name="compute_masks",
+            ),
+            Node(
+                nodes.compute_features,
+                ["l1c_cube", "masks_cube", "params:features", "params:min_valid_fraction",
+                 "params:interpolation", "params:time_interval"],
+                "features_cube",
+                name="compute_features",
+            ),  # fmt: skip
+        ]
+    )

@@ -1,0 +1,1 @@
+"""modelling: samples -> model (LightGBM by default) -> validation_metrics and plots."""

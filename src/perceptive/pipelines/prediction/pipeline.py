@@ -1,0 +1,24 @@
+"""prediction pipeline: features_cube, model -> lulc_map, confidence_map, class_areas, lulc_map_plot."""
+
+from kedro.pipeline import Node, Pipeline
+
+from perceptive.pipelines.prediction import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.predict,
+                ["features_cube", "model", "params:legend"],
+                ["lulc_map", "confidence_map"],
+                name="predict",
+            ),
+            Node(
+                nodes.summarise,
+                ["lulc_map", "params:legend"],
+                ["class_areas", "lulc_map_plot"],
+                name="summarise",
+            ),
+        ]
+    )

@@ -1,0 +1,1 @@
+"""sampling: features_cube + reference_labels -> label_raster -> samples (train / validation)."""
