@@ -57,7 +57,7 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
     def save(self, data: T) -> None:
         final = Path(self._get_save_path())
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
+        tmp = final.with_name(f".partial-{uuid.uuid4().hex[:8]}-{final.name}")
         try:
             self._write(data, tmp)
             if final.exists():

@@ -26,5 +26,6 @@ class VectorDataset(LocalVersionedDataset[gpd.GeoDataFrame]):
         driver = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}.get(
             Path(self._filepath).suffix.lower()
         )
-        # the temporary name has the final extension's driver set explicitly
-        data.to_file(path, driver=driver, engine="pyogrio", **self._save_args)
+        # the layer is named after the final file, not the temporary one
+        args = {"layer": Path(self._filepath).stem, **self._save_args}
+        data.to_file(path, driver=driver, engine="pyogrio", **args)

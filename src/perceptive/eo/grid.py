@@ -9,11 +9,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
 from shapely import geometry as sg
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shapely_transform
 
 
 class GridError(ValueError):
@@ -81,7 +81,7 @@ def reproject_geometry(geom: BaseGeometry, src: CRS, dst: CRS) -> BaseGeometry:
     if CRS(src) == CRS(dst):
         return geom
     project = Transformer.from_crs(src, dst, always_xy=True).transform
-    return shapely_transform(project, geom)
+    return shapely.transform(geom, project, interleaved=False)
 
 
 def aoi_geometry(aoi: dict) -> tuple[BaseGeometry, CRS]:
