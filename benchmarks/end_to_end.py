@@ -1,0 +1,93 @@
+"""Time `kedro run` on the demo AOI, pipeline by pipeline: wall time and peak memory.
+
+Each pipeline runs as its own `kedro run --pipeline NAME` process (reading the versions the
+previous one wrote) in a temporary data folder, so its peak resident memory is its own.
+
+    python benchmarks/end_to_end.py [--size 512] [--tile-size 256] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+LINKS = ("ingestion", "feature_engineering", "sampling", "modelling", "prediction")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except OSError:
+        mem_kb = 0
+    return (
+        f"{platform.node()} | {cpu} | {os.cpu_count()} cores | {mem_kb / 2**20:.1f} GiB | "
+        f"Python {platform.python_version()} | {platform.platform()}"
+    )
+
+
+def run(pipeline: str, config: Path) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS GiB, exit code) of one `kedro run` process."""
+    kedro = Path(sys.executable).with_name("kedro")
+    cmd = [str(kedro), "run", "--pipeline", pipeline, "--config", str(config)]
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    start = time.perf_counter()
+    with open(os.devnull, "w") as quiet:
+        proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=quiet, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.stderr.write(proc.stderr.read().decode()[-3000:])
+    return wall, usage.ru_maxrss / 2**20, code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512, help="AOI width = height in px")
+    parser.add_argument("--tile-size", type=int, default=256)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    args = parser.parse_args()
+
+    data_root = Path(tempfile.mkdtemp(prefix="perceptive-bench-"))
+    side = args.size * 10
+    params = {
+        "data_root": str(data_root),
+        "tile_size": args.tile_size,
+        "aoi": {"bbox": [500000, 5100000 - side, 500000 + side, 5100000], "crs": "EPSG:32633"},
+    }
+    config = data_root / "run.yml"  # `kedro run --config`: lists cannot go through --params
+    config.write_text(yaml.safe_dump({"run": {"params": params}}))
+    print(f"machine: {machine()}")
+    print(f"demo AOI {args.size} x {args.size} px, tile {args.tile_size} px, data in {data_root}")
+    print(f"{'pipeline':<22}{'wall s':>9}{'peak RSS GiB':>15}")
+    total, peak, failed = 0.0, 0.0, False
+    for link in LINKS:
+        wall, rss, code = run(link, config)
+        total, peak = total + wall, max(peak, rss)
+        print(f"{link:<22}{wall:>9.1f}{rss:>15.2f}" + ("  FAILED" if code else ""), flush=True)
+        if code:
+            failed = True
+            break
+    print(f"{'total':<22}{total:>9.1f}{peak:>15.2f}   (target: < 300 s, < 4 GiB)")
+    if not args.keep:
+        shutil.rmtree(data_root, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

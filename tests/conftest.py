@@ -1,0 +1,41 @@
+"""Shared fixtures: run the real Kedro project in a temporary data folder on a small demo AOI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+#: A 256 x 256 px demo AOI (the top-left corner of the default one), 4 tiles of 128 px.
+SMALL_AOI = {"bbox": [500000, 5097440, 502560, 5100000], "crs": "EPSG:32633"}
+SMALL_RUN = {
+    "aoi": SMALL_AOI,
+    "tile_size": 128,
+    "sampling": {"n_samples": 12000, "block_size": 32},
+    "classifier": {"kwargs": {"n_estimators": 80}},
+}
+
+
+def run_kedro(data_root: Path, pipelines: list[str] | None = None, load_versions=None, **params):
+    """Run pipelines of the project with ``data_root`` and parameter overrides; return the
+    session's catalog so tests can load what was written."""
+    bootstrap_project(PROJECT)
+    runtime = {"data_root": str(data_root), **params}
+    with KedroSession.create(project_path=PROJECT, runtime_params=runtime) as session:
+        session.run(pipeline_names=pipelines, load_versions=load_versions or {})
+        return session.load_context().catalog
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """The whole workflow once on the small demo AOI; (data_root, catalog)."""
+    data_root = tmp_path_factory.mktemp("data")
+    catalog = run_kedro(data_root, **SMALL_RUN)
+    return data_root, catalog

@@ -1,0 +1,147 @@
+"""The whole workflow on a small demo AOI, through Kedro, in a temporary folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+from perceptive.eo.cube import S2_BANDS, reflectance
+from perceptive.eo.grid import aoi_geometry, grid_for_aoi, grid_of
+from perceptive.eo.interpolation import date_grid
+from perceptive.sources.demo import demo_scene
+from tests.conftest import SMALL_AOI, SMALL_RUN, run_kedro
+
+VERSIONED = {
+    "01_raw": ["aoi_tiles.gpkg", "reference_labels.gpkg"],
+    "02_intermediate": ["l1c_cube.zarr"],
+    "03_primary": ["masks_cube.zarr"],
+    "04_feature": ["features_cube.zarr"],
+    "05_model_input": ["label_raster.tif", "samples.parquet"],
+    "06_models": ["model.pkl"],
+    "07_model_output": ["lulc_map.tif", "confidence.tif"],
+    "08_reporting": ["validation_metrics.json", "confusion_matrix.png", "class_areas.csv",
+                     "lulc_map.png"],
+}  # fmt: skip
+
+
+def _scene():
+    geometry, crs = aoi_geometry(SMALL_AOI)
+    return demo_scene(grid_for_aoi(geometry, crs, 10.0), ("2017-01-01", "2017-12-31"))
+
+
+def test_every_hand_over_is_a_versioned_file_of_one_run(small_run):
+    data_root, _ = small_run
+    versions = set()
+    for folder, names in VERSIONED.items():
+        for name in names:
+            saved = list((data_root / folder / name).iterdir())
+            assert len(saved) == 1, (name, saved)
+            assert (saved[0] / name).exists(), saved[0]
+            versions.add(saved[0].name)
+    assert len(versions) == 1  # one run, one version timestamp
+
+
+def test_l1c_cube_schema(small_run):
+    _, catalog = small_run
+    cube = catalog.load("l1c_cube")
+    assert cube["bands"].dims == ("time", "band", "y", "x")
+    assert cube["bands"].dtype == np.uint16
+    assert tuple(cube["band"].values) == S2_BANDS
+    times = pd.DatetimeIndex(cube["time"].values)
+    assert len(times) == 73 and times.is_monotonic_increasing and times.is_unique
+    assert times[0] == pd.Timestamp("2017-01-01") and (times[1] - times[0]).days == 5
+    assert cube.sizes["y"] == cube.sizes["x"] == 256
+    assert cube.rio.crs.to_epsg() == 32633
+    assert cube["bands"].data.chunksize[2:] == (128, 128)  # chunked in space, never in time
+    assert cube["bands"].data.chunksize[0] == 73
+
+
+def test_cloud_mask_finds_the_demo_clouds(small_run):
+    _, catalog = small_run
+    masks = catalog.load("masks_cube")
+    truth = _scene().truth(tile_size=128)
+    found = masks["cloud_mask"].values
+    cloud = truth["cloud"].values
+    clear = ~(cloud | truth["cirrus"].values | truth["shadow"].values) & ~truth["no_data"].values
+    recall = (found & cloud).sum() / cloud.sum()
+    false_alarms = (found & clear).sum() / clear.sum()
+    assert cloud.sum() > 0.05 * cloud.size  # the demo has real clouds to find
+    assert recall > 0.85, recall
+    assert false_alarms < 0.1, false_alarms
+    # no-data pixels are never valid
+    assert not (masks["is_valid"].values & truth["no_data"].values).any()
+
+
+def test_features_are_the_valid_observations_interpolated(small_run):
+    """Recompute one pixel's NDVI by hand from the L1C digital numbers and the valid mask."""
+    _, catalog = small_run
+    l1c, masks = catalog.load("l1c_cube"), catalog.load("masks_cube")
+    features = catalog.load("features_cube")["features"]
+    dates = date_grid("2017-01-01", "2017-12-31", 16)
+    assert features.sizes["time"] == 23 and (pd.DatetimeIndex(features["time"].values) == dates).all()
+    assert list(features["feature"].values) == [
+        "B02", "B03", "B04", "B08", "B11", "B12", "NDVI", "NDWI", "NORM",
+    ]  # fmt: skip
+    kept = pd.DatetimeIndex(features.attrs["frames_used"])
+    rng = np.random.default_rng(0)
+    for row, col in rng.integers(0, 256, size=(5, 2)):
+        dn = l1c["bands"][:, :, row, col].values.astype(float)
+        valid = masks["is_valid"][:, row, col].values
+        frame_kept = pd.DatetimeIndex(l1c["time"].values).normalize().isin(kept)
+        use = valid & frame_kept
+        days = (pd.DatetimeIndex(l1c["time"].values[use]) - dates[0]).days.to_numpy()
+        red, nir = dn[use, S2_BANDS.index("B04")], dn[use, S2_BANDS.index("B08")]
+        ndvi = (nir - red) / (nir + red)
+        expected = np.interp((dates - dates[0]).days.to_numpy(), days, ndvi)
+        got = features.sel(feature="NDVI")[:, row, col].values
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_validation_accuracy_beats_the_majority_class(small_run):
+    _, catalog = small_run
+    metrics = catalog.load("validation_metrics")
+    samples = catalog.load("samples")
+    assert set(samples["split"]) == {"train", "validation"}
+    assert metrics["n_samples"] == int((samples["split"] == "validation").sum())
+    assert metrics["overall_accuracy"] > metrics["majority_class_share"] + 0.25, metrics
+    assert metrics["overall_accuracy"] > 0.75
+    assert metrics["kappa"] > 0.6
+
+
+def test_lulc_map_is_georeferenced_like_the_cube(small_run):
+    data_root, catalog = small_run
+    grid = grid_of(catalog.load("features_cube"))
+    (path,) = (data_root / "07_model_output" / "lulc_map.tif").glob("*/lulc_map.tif")
+    with rasterio.open(path) as src:
+        assert src.crs == grid.crs
+        assert src.transform.almost_equals(grid.transform)
+        assert (src.width, src.height) == (grid.width, grid.height)
+        assert src.nodata == 0
+        assert src.colormap(1)[2][:3] == (5, 73, 7)  # forest green
+        lulc = src.read(1)
+    truth = _scene().truth(tile_size=128)["land_cover"].values
+    assert (lulc == truth).mean() > 0.7  # the map matches the demo's true land cover
+    areas = catalog.load("class_areas")
+    assert areas["pixels"].sum() == lulc.size
+
+
+def test_one_link_reruns_on_the_latest_inputs(small_run, tmp_path):
+    data_root, _ = small_run
+    run_kedro(data_root, ["modelling"], **SMALL_RUN, classifier={"kwargs": {"n_estimators": 20}})
+    models = sorted(p.name for p in (data_root / "06_models" / "model.pkl").iterdir())
+    assert len(models) == 2
+    samples = list((data_root / "05_model_input" / "samples.parquet").iterdir())
+    assert len(samples) == 1  # upstream untouched
+
+
+def test_missing_input_names_the_pipeline_to_run_first(tmp_path):
+    with pytest.raises(Exception, match=r"features_cube.*kedro run --pipeline feature_engineering"):
+        run_kedro(tmp_path, ["sampling"])
+
+
+def test_missing_pinned_version_lists_the_saved_ones(small_run):
+    data_root, _ = small_run
+    with pytest.raises(Exception, match=r"no version '2001-01-01T00.00.00.000Z'.*Saved versions: 20"):
+        run_kedro(data_root, ["prediction"], load_versions={"model": "2001-01-01T00.00.00.000Z"})
