@@ -60,8 +60,7 @@ def compute_features(
         raise ValueError(
             f"Unknown interpolation.method {method!r}; choose one of {sorted(INTERPOLATIONS)}."
         )
-    fractions = masks_cube["valid_fraction"].values
-    keep = select_frames(fractions, min_valid_fraction)
+    keep = select_frames(masks_cube["valid_fraction"], min_valid_fraction).values
     log.info(
         "Keeping %d of %d frames with >= %.0f%% valid pixels",
         int(np.sum(keep)), keep.size, 100 * min_valid_fraction,

@@ -1,0 +1,101 @@
+"""Which pixels of which frames can be trusted: data present, not cloudy, and which frames to keep.
+
+A time series is only as good as its valid observations. This module turns the L1C no-data
+convention (any band = 0) and a cloud mask into per-pixel validity, summarises it per frame and
+per pixel, and implements the eo-learn LULC rule "drop frames with less than 80 % valid pixels"
+with an error that says what to change when no frame survives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+
+def _bands_of(l1c: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    if isinstance(l1c, xr.Dataset):
+        if "bands" not in l1c:
+            raise ValueError(
+                f"The L1C cube has no 'bands' variable (has {sorted(l1c.data_vars)}); "
+                "pass the cube written by the ingestion pipeline."
+            )
+        return l1c["bands"]
+    return l1c
+
+
+def data_mask(l1c: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    """``is_data`` (time, y, x) bool: true where every band has data (L1C DN != 0).
+
+    Accepts the L1C cube or its ``bands`` array (time, band, y, x). Lazy when the input is.
+    """
+    bands = _bands_of(l1c)
+    if "band" not in bands.dims:
+        raise ValueError(f"Expected a 'band' dimension in {bands.dims}.")
+    is_data = (bands != 0).all("band")
+    is_data.attrs = {"long_name": "all bands have data", "flag_values": "0: no data, 1: data"}
+    return is_data.rename("is_data")
+
+
+def valid_mask(is_data: xr.DataArray, cloud_mask: xr.DataArray) -> xr.DataArray:
+    """``is_valid`` (time, y, x) bool: data present and not cloudy."""
+    is_valid = is_data.astype(bool) & ~cloud_mask.astype(bool)
+    is_valid.attrs = {"long_name": "data present and not cloudy"}
+    return is_valid.rename("is_valid")
+
+
+def valid_fraction(is_valid: xr.DataArray, aoi_mask: xr.DataArray | None = None) -> xr.DataArray:
+    """Fraction of valid pixels per frame, (time,) float64 in [0, 1].
+
+    The denominator is every pixel of the grid, or only the pixels where ``aoi_mask`` (y, x)
+    is true when the AOI is not a rectangle (pixels outside it would count as invalid otherwise).
+    """
+    if aoi_mask is None:
+        frac = is_valid.mean(("y", "x"), dtype=np.float64)
+    else:
+        inside = aoi_mask.astype(bool)
+        n_inside = int(inside.sum())
+        if n_inside == 0:
+            raise ValueError(
+                "aoi_mask has no pixel inside the AOI; cannot compute a valid fraction."
+            )
+        frac = (is_valid & inside).sum(("y", "x"), dtype=np.float64) / n_inside
+    return frac.rename("valid_fraction")
+
+
+def select_frames(valid_frac: xr.DataArray, min_valid_fraction: float = 0.8) -> xr.DataArray:
+    """Frames to keep: (time,) bool, true where ``valid_frac >= min_valid_fraction``.
+
+    Use it as ``cube.isel(time=keep.values)``. Raises a ``ValueError`` if no frame passes,
+    giving the threshold, how many frames had what coverage and what to change.
+    """
+    if not 0.0 <= min_valid_fraction <= 1.0:
+        raise ValueError(f"min_valid_fraction must be in [0, 1], got {min_valid_fraction}.")
+    frac = valid_frac.compute()
+    keep = (frac >= min_valid_fraction).rename("keep_frame")
+    if not bool(keep.any()):
+        values = np.asarray(frac.values, dtype=float)
+        if values.size == 0:
+            raise ValueError("No frame to select from: the time series is empty.")
+        bins = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0000001]
+        counts, _ = np.histogram(values, bins=bins)
+        spread = ", ".join(
+            f"{n} in [{lo:.0%}, {min(hi, 1.0):.0%}{']' if hi > 1 else ')'}"
+            for n, lo, hi in zip(counts, bins[:-1], bins[1:], strict=True)
+            if n
+        )
+        raise ValueError(
+            f"No frame has a valid-pixel fraction >= min_valid_fraction={min_valid_fraction:g}: "
+            f"{values.size} frame(s), best {values.max():.1%}, median {np.median(values):.1%} "
+            f"({spread}). Lower min_valid_fraction (e.g. to {max(0.0, values.max() - 0.05):.2f}), "
+            "widen the time interval, or check the cloud mask threshold."
+        )
+    return keep
+
+
+def valid_count(is_valid: xr.DataArray) -> xr.DataArray:
+    """Number of valid observations per pixel over time, (y, x) uint16."""
+    if is_valid.sizes.get("time", 0) > np.iinfo(np.uint16).max:
+        raise ValueError("More than 65535 frames: valid_count does not fit uint16.")
+    count = is_valid.sum("time", dtype=np.uint16)
+    count.attrs = {"long_name": "number of valid observations"}
+    return count.rename("valid_count")

@@ -1,0 +1,129 @@
+"""s2cloudless cloud masking on hand-built cubes: finds the cloud, leaves clear land alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyproj import CRS
+
+from perceptive.eo.cloud_masking import _detector, cloud_masks
+from perceptive.eo.cube import make_l1c_cube, spatial_chunks
+from perceptive.eo.grid import Grid
+
+# TOA reflectance, S2 band order B01 ... B8A, B09, B10, B11, B12
+CLEAR = np.array(
+    [0.12, 0.09, 0.08, 0.05, 0.09, 0.25, 0.30, 0.32, 0.33, 0.10, 0.003, 0.18, 0.09], np.float32
+)
+CLOUD = np.array(
+    [0.50, 0.50, 0.52, 0.55, 0.55, 0.56, 0.57, 0.58, 0.58, 0.20, 0.07, 0.45, 0.35], np.float32
+)
+N = 160
+CLOUD_BOX = (slice(40, 104), slice(48, 112))  # frame 1: 64 x 64 px opaque cloud
+INTERIOR = (slice(56, 88), slice(64, 96))  # at least 16 px inside the cloud edge
+FAR = (slice(130, None), slice(None))  # > 25 px (2.5 blocks at 160 m) from the cloud
+NODATA_COLS = slice(0, 40)  # frame 2: left strip without data
+
+
+def _cube(n=N, tile=64):
+    rng = np.random.default_rng(42)
+    refl = CLEAR[None, :, None, None] * (1 + 0.05 * rng.standard_normal((3, 13, n, n)))
+    refl[1, :, CLOUD_BOX[0], CLOUD_BOX[1]] = CLOUD[:, None, None] * (
+        1 + 0.03 * rng.standard_normal((13, 64, 64))
+    )
+    dn = np.clip(np.round(refl * 10000), 1, 65535).astype(np.uint16)
+    dn[2, :, :, NODATA_COLS] = 0
+    dn[0, 5, 10:20, 10:20] = 0  # one band missing: still no data
+    grid = Grid(CRS.from_epsg(32633), 500000.0, 5100000.0, 10.0, n, n)
+    cube = make_l1c_cube(dn, pd.date_range("2017-03-01", periods=3, freq="10D"), grid)
+    return cube.chunk(spatial_chunks(tile))
+
+
+@pytest.fixture(scope="module")
+def cube():
+    return _cube()
+
+
+@pytest.fixture(scope="module", params=[160, 10], ids=["160m", "10m"])
+def masks(request, cube):
+    return request.param, cloud_masks(cube, processing_resolution=request.param).compute()
+
+
+def test_detects_cloud_and_spares_clear_land(masks):
+    _, m = masks
+    mask = m["cloud_mask"].values
+    recall = mask[1][INTERIOR].mean()
+    assert recall >= 0.9
+    assert mask[0].mean() <= 0.01  # cloud-free frame
+    assert mask[1][FAR].mean() <= 0.01
+    prob = m["cloud_prob"].values
+    assert np.median(prob[1][INTERIOR]) > 0.9 * 255
+    assert np.median(prob[0]) < 0.2 * 255
+
+
+def test_no_data_is_never_cloud(masks):
+    _, m = masks
+    assert not m["cloud_mask"].values[2][:, NODATA_COLS].any()
+    assert not m["cloud_mask"].values[0, 10:20, 10:20].any()
+    assert (m["cloud_prob"].values[2][:, NODATA_COLS] == 0).all()
+
+
+def test_output_layout(masks, cube):
+    resolution, m = masks
+    assert m["cloud_prob"].dims == m["cloud_mask"].dims == ("time", "y", "x")
+    assert m["cloud_prob"].dtype == np.uint8
+    assert m["cloud_mask"].dtype == bool
+    assert m.rio.crs == cube.rio.crs
+    assert "spatial_ref" in m.coords
+    np.testing.assert_array_equal(m["x"].values, cube["x"].values)
+    np.testing.assert_array_equal(m["time"].values, cube["time"].values)
+    assert m.attrs["processing_resolution"] == resolution
+
+
+def test_lazy_and_chunked_like_input(cube):
+    m = cloud_masks(cube, processing_resolution=10)
+    assert m["cloud_mask"].chunks == cube["bands"].isel(band=0).chunks
+    m160 = cloud_masks(cube)
+    assert m160["cloud_prob"].chunks == cube["bands"].isel(band=0).chunks
+
+
+def test_full_resolution_has_no_tile_seams(cube):
+    """10 m path per 64 px chunk with overlap == s2cloudless on the whole image at once."""
+    tiled = cloud_masks(cube, processing_resolution=10).compute()
+    refl = np.moveaxis(cube["bands"].values, 1, -1).astype(np.float32) / 10000
+    det = _detector(0.4, 2, 1)
+    prob = det.get_cloud_probability_maps(refl)
+    is_data = (cube["bands"].values != 0).all(axis=1)
+    prob[~is_data] = 0
+    expected = det.get_mask_from_prob(prob).astype(bool) & is_data
+    np.testing.assert_array_equal(tiled["cloud_mask"].values, expected)
+    np.testing.assert_array_equal(tiled["cloud_prob"].values, np.round(prob * 255).astype(np.uint8))
+
+
+def test_coarse_path_aoi_not_multiple_of_block():
+    """150 px is not a multiple of 16: the partial last block must still work."""
+    cube = _cube(n=150, tile=64)
+    m = cloud_masks(cube).compute()
+    assert m.sizes == {"time": 3, "y": 150, "x": 150}
+    assert m["cloud_mask"].values[1][INTERIOR].mean() >= 0.9
+    assert m["cloud_mask"].values[0].mean() <= 0.01
+
+
+def test_coarse_mask_is_blocky_and_dilated(cube):
+    """160 m mask copied to 16x16 px blocks; dilation grows the cloud beyond its edge."""
+    m = cloud_masks(cube, processing_resolution=160).compute()["cloud_mask"].values[1]
+    blocks = m.reshape(10, 16, 10, 16)
+    assert (blocks.all(axis=(1, 3)) | ~blocks.any(axis=(1, 3))).all()
+    assert m[CLOUD_BOX[0].start - 16, 80]  # one block above the cloud, flagged by dilation
+
+
+def test_bad_processing_resolution(cube):
+    with pytest.raises(ValueError, match="whole multiple"):
+        cloud_masks(cube, processing_resolution=25)
+    with pytest.raises(ValueError, match="whole multiple"):
+        cloud_masks(cube, processing_resolution=5)
+
+
+def test_missing_band_is_named(cube):
+    with pytest.raises(ValueError, match="B10"):
+        cloud_masks(cube.drop_sel(band="B10"))

@@ -1,0 +1,151 @@
+"""Linear temporal interpolation against hand-computed values and numpy.interp."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from perceptive.eo.interpolation import date_grid, linear_interpolation
+
+DAY0 = pd.Timestamp("2017-01-01")
+
+
+def _series(days, values, valid, features=("f",)):
+    """(time, feature, y=1, x=n) data from per-pixel lists; values[p][t], valid[p][t]."""
+    times = DAY0 + pd.to_timedelta(days, unit="D")
+    vals = np.asarray(values, np.float32).T  # (time, pixel)
+    data = np.repeat(vals[:, None, None, :], len(features), axis=1)
+    ok = np.asarray(valid, bool).T[:, None, :]
+    return (
+        xr.DataArray(
+            data,
+            dims=("time", "feature", "y", "x"),
+            coords={"time": times, "feature": list(features)},
+        ),
+        xr.DataArray(ok, dims=("time", "y", "x"), coords={"time": times}),
+    )
+
+
+def _at(days):
+    return pd.DatetimeIndex(DAY0 + pd.to_timedelta(days, unit="D"))
+
+
+def test_date_grid_2017():
+    dates = date_grid("2017-01-01", "2017-12-31", 16)
+    assert len(dates) == 23
+    assert dates[0] == pd.Timestamp("2017-01-01")
+    assert dates[-1] == pd.Timestamp("2017-12-19")
+    with pytest.raises(ValueError):
+        date_grid(step_days=0)
+
+
+def test_hand_computed_midpoints():
+    data, valid = _series([0, 10], [[0.2, 0.6]], [[True, True]])
+    out = linear_interpolation(data, valid, _at([5, 2.5, 0, 10]))
+    np.testing.assert_allclose(out.values[:, 0, 0, 0], [0.4, 0.3, 0.2, 0.6], rtol=1e-6)
+    assert out.dtype == np.float32
+    assert out.dims == ("time", "feature", "y", "x")
+
+
+def test_invalid_spike_does_not_leak():
+    # day 5 is a cloud (0.95, invalid), day 7 is NaN but "valid": both must be ignored
+    data, valid = _series([0, 5, 7, 10], [[0.2, 0.95, np.nan, 0.6]], [[True, False, True, True]])
+    out = linear_interpolation(data, valid, _at([5, 7.5]))
+    np.testing.assert_allclose(out.values[:, 0, 0, 0], [0.4, 0.5], rtol=1e-6)
+
+
+def test_constant_extrapolation_at_both_ends():
+    data, valid = _series([0, 10, 20, 30], [[0.9, 0.2, 0.6, 0.1]], [[False, True, True, False]])
+    out = linear_interpolation(data, valid, _at([-3, 0, 5, 15, 25, 40]))
+    np.testing.assert_allclose(out.values[:, 0, 0, 0], [0.2, 0.2, 0.2, 0.4, 0.6, 0.6], rtol=1e-6)
+
+
+def test_all_invalid_pixel_is_nan_and_single_valid_is_constant():
+    data, valid = _series(
+        [0, 10, 20],
+        [[0.1, 0.2, 0.3], [0.5, 0.7, 0.9], [0.3, 0.4, 0.8]],
+        [[False, False, False], [False, True, False], [True, False, True]],
+    )
+    out = linear_interpolation(data, valid, _at([0, 5, 15, 20])).values[:, 0, 0, :]
+    assert np.isnan(out[:, 0]).all()
+    np.testing.assert_allclose(out[:, 1], 0.7, rtol=1e-6)
+    np.testing.assert_allclose(out[:, 2], [0.3, 0.425, 0.675, 0.8], rtol=1e-6)
+
+
+def test_validity_per_feature_nan():
+    """A NaN in one feature only removes that feature's observation."""
+    times = DAY0 + pd.to_timedelta([0, 10, 20], unit="D")
+    values = np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 3.0]], np.float32)  # (time, feature)
+    data = xr.DataArray(
+        values[:, :, None, None], dims=("time", "feature", "y", "x"), coords={"time": times}
+    )
+    valid = xr.DataArray(np.ones((3, 1, 1), bool), dims=("time", "y", "x"), coords={"time": times})
+    out = linear_interpolation(data, valid, _at([10])).values[0, :, 0, 0]
+    np.testing.assert_allclose(out, [0.5, 2.0], rtol=1e-6)
+
+
+def _random_case(seed=3, n_time=25, n_feat=2, ny=12, nx=10):
+    rng = np.random.default_rng(seed)
+    days = np.sort(rng.choice(np.arange(-20, 380), n_time, replace=False)).astype(float)
+    days += rng.random(n_time) * 0.5  # not whole days
+    times = DAY0 + pd.to_timedelta(days, unit="D")
+    values = rng.random((n_time, n_feat, ny, nx)).astype(np.float32)
+    values[rng.random(values.shape) < 0.05] = np.nan
+    ok = rng.random((n_time, ny, nx)) < 0.4
+    ok[:, 0, 0] = False
+    ok[:, 0, 1] = False
+    ok[3, 0, 1] = True
+    data = xr.DataArray(values, dims=("time", "feature", "y", "x"), coords={"time": times})
+    valid = xr.DataArray(ok, dims=("time", "y", "x"), coords={"time": times})
+    return data, valid, days
+
+
+def test_matches_numpy_interp_on_random_pixels():
+    data, valid, days = _random_case()
+    dates = date_grid()
+    out = linear_interpolation(data, valid, dates).values
+    target = (dates - DAY0) / pd.Timedelta(days=1)
+    values, ok = data.values, valid.values
+    n_compared = 0
+    for f in range(values.shape[1]):
+        for i in range(values.shape[2]):
+            for j in range(values.shape[3]):
+                use = ok[:, i, j] & ~np.isnan(values[:, f, i, j])
+                if not use.any():
+                    assert np.isnan(out[:, f, i, j]).all()
+                    continue
+                ref = np.interp(target, days[use], values[use, f, i, j].astype(np.float64))
+                np.testing.assert_allclose(out[:, f, i, j], ref, rtol=1e-5, atol=1e-6)
+                n_compared += 1
+    assert n_compared > 200
+
+
+def test_same_result_for_any_chunking():
+    data, valid, _ = _random_case(seed=7)
+    dates = date_grid()
+    eager = linear_interpolation(data, valid, dates)
+    lazy_a = linear_interpolation(data.chunk({"y": 5, "x": 3}), valid.chunk({"y": 4}), dates)
+    lazy_b = linear_interpolation(
+        data.chunk({"y": -1, "x": 4, "feature": 1, "time": 5}), valid.chunk({"x": 7}), dates
+    )
+    assert lazy_a.chunks is not None
+    np.testing.assert_array_equal(lazy_a.values, eager.values)
+    np.testing.assert_array_equal(lazy_b.values, eager.values)
+    assert lazy_a.chunks[2] == (5, 5, 2)  # spatial chunking of data is kept
+
+
+def test_output_coords():
+    data, valid, _ = _random_case()
+    data = data.assign_coords(feature=["a", "b"], x=np.arange(10.0) * 10)
+    out = linear_interpolation(data, valid, date_grid())
+    assert list(out["feature"].values) == ["a", "b"]
+    np.testing.assert_array_equal(out["time"].values, date_grid().values)
+    np.testing.assert_array_equal(out["x"].values, data["x"].values)
+
+
+def test_mismatched_time_is_rejected():
+    data, valid, _ = _random_case()
+    with pytest.raises(ValueError, match="same time"):
+        linear_interpolation(data, valid.isel(time=slice(1, None)), date_grid())
