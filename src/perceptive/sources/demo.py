@@ -1,0 +1,933 @@
+"""The offline demo AOI: deterministic synthetic Sentinel-2 L1C for one year.
+
+Everything global (parcels, clouds, cirrus, shadows, snow events, swath gaps, atmosphere) is a
+cheap vector or parametric description of the whole AOI, drawn once from ``seed``. Pixels are
+only made chunk by chunk: each dask chunk (whole time series, 13 bands, one spatial tile) is a
+pure function of (seed, window), so the cube is identical whatever the tiling and never needs
+the AOI in memory.
+
+How a pixel is made, per frame:
+
+1. parcels are rasterised 4x supersampled on the window: coverage of the two main parcels gives
+   the mixed pixels at parcel edges and the majority class (``truth().land_cover``);
+2. each parcel has a surface spectrum per frame: a mix of a green endmember, dry vegetation and
+   a background (soil, rock, urban, water) with fractions from its phenology (sowing/harvest,
+   leaf-on/off, mowing, turbidity, snow), plus per-pixel texture;
+3. cloud shadows darken the surface, an atmosphere (path reflectance, transmittance, water
+   vapour in B09) turns it into TOA reflectance, thin cirrus and clouds are composited on top;
+4. sensor noise, quantisation to DN (reflectance x 10000), 0 where the frame has no data.
+
+Spatial fields (cloud fields, cirrus streaks, texture) are sums of a few random Fourier
+components, so they are continuous across chunk borders; per-pixel noise comes from an integer
+hash of the global pixel position.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import dask.array as da
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import xarray as xr
+from affine import Affine
+from pyproj import CRS
+from rasterio import features
+from scipy.spatial import cKDTree
+from scipy.special import ndtri
+
+from perceptive.eo.cube import QUANTIFICATION, S2_BANDS, attach_grid, make_l1c_cube
+from perceptive.eo.grid import Grid
+from perceptive.eo.legend import DEFAULT_LEGEND, class_names
+
+__all__ = ["DemoScene", "demo_grid", "demo_scene"]
+
+#: Bump when the generator changes, so cached outputs (dask keys, catalog versions) differ.
+GENERATOR_VERSION = 1
+
+# ---------------------------------------------------------------------------------------------
+# Spectral library (surface reflectance, bands in S2_BANDS order; the B10 column is unused for
+# surfaces: the 1375 nm band sees almost no surface, see _toa).
+# ---------------------------------------------------------------------------------------------
+NB = len(S2_BANDS)
+I_B09, I_B10, I_B11 = (S2_BANDS.index(b) for b in ("B09", "B10", "B11"))
+
+#         B01    B02    B03    B04    B05    B06    B07    B08    B8A    B09   B10  B11    B12
+_EM = {
+    "crop": [0.020, 0.030, 0.075, 0.024, 0.110, 0.300, 0.390, 0.420, 0.440, 0.440, 0, 0.210, 0.095],
+    "broadleaf": [0.018, 0.026, 0.062, 0.021, 0.095, 0.270, 0.345, 0.375, 0.390, 0.390, 0, 0.185, 0.080],
+    "conifer": [0.012, 0.018, 0.042, 0.014, 0.062, 0.175, 0.235, 0.255, 0.265, 0.265, 0, 0.120, 0.050],
+    "dry": [0.040, 0.055, 0.085, 0.120, 0.160, 0.200, 0.225, 0.240, 0.255, 0.260, 0, 0.330, 0.240],
+    "soil_dark": [0.045, 0.060, 0.085, 0.115, 0.135, 0.155, 0.170, 0.185, 0.195, 0.205, 0, 0.270, 0.230],
+    "soil_bright": [0.075, 0.095, 0.135, 0.185, 0.210, 0.230, 0.245, 0.260, 0.270, 0.280, 0, 0.350, 0.310],
+    "rock": [0.080, 0.100, 0.130, 0.160, 0.180, 0.195, 0.205, 0.215, 0.220, 0.225, 0, 0.285, 0.245],
+    "urban": [0.065, 0.075, 0.090, 0.100, 0.110, 0.120, 0.130, 0.140, 0.145, 0.150, 0, 0.200, 0.180],
+    "water": [0.030, 0.035, 0.040, 0.022, 0.015, 0.008, 0.006, 0.005, 0.004, 0.003, 0, 0.002, 0.001],
+    "turbid": [0.045, 0.055, 0.085, 0.070, 0.055, 0.025, 0.018, 0.015, 0.012, 0.008, 0, 0.004, 0.002],
+    "snow": [0.900, 0.900, 0.880, 0.850, 0.830, 0.810, 0.790, 0.760, 0.740, 0.600, 0, 0.090, 0.070],
+}  # fmt: skip
+_EM = {k: np.asarray(v, dtype=np.float32) for k, v in _EM.items()}
+
+# Atmosphere: TOA = path * aerosol + trans * surface (trans of B09 scaled by water vapour).
+_PATH = np.array(
+    [0.095, 0.070, 0.038, 0.021, 0.019, 0.015, 0.013, 0.011, 0.010, 0.006, 0.0, 0.002, 0.001],
+    dtype=np.float32,
+)
+_TRANS = np.array(
+    [0.78, 0.82, 0.87, 0.90, 0.90, 0.91, 0.92, 0.92, 0.93, 0.50, 0.0, 0.92, 0.90], dtype=np.float32
+)
+# Opaque cloud TOA reflectance (B10 set per frame from cloud-top height).
+_CLOUD = np.array(
+    [0.50, 0.48, 0.47, 0.47, 0.48, 0.49, 0.50, 0.53, 0.53, 0.20, 0.0, 0.425, 0.25], dtype=np.float32
+)  # B09 low: water vapour above the cloud top still absorbs
+# Reflectance a cirrus layer of optical thickness 1 adds (it also dims what is below by 10 %).
+_CIRRUS = np.array(
+    [0.050, 0.050, 0.050, 0.045, 0.045, 0.045, 0.045, 0.045, 0.045, 0.040, 0.045, 0.040, 0.030],
+    dtype=np.float32,
+)
+# How much a full shadow removes of the surface signal (diffuse skylight is blue-rich).
+_SHADOW = np.array(
+    [0.55, 0.62, 0.68, 0.72, 0.75, 0.78, 0.80, 0.82, 0.82, 0.82, 0.0, 0.85, 0.85], dtype=np.float32
+)
+
+# ---------------------------------------------------------------------------------------------
+# Landscape: zones (landscape types) with class probabilities and parcel spacing (m).
+# ---------------------------------------------------------------------------------------------
+CULTIVATED, FOREST, GRASS, SHRUB, WATER, WETLAND, TUNDRA, ARTIFICIAL, BARE, SNOW = range(1, 11)
+_ZONES = {
+    # name: (share of zones, parcel spacing m, {class: probability})
+    "agriculture": (0.42, 170.0, {1: 0.72, 3: 0.15, 2: 0.04, 8: 0.04, 9: 0.02, 5: 0.015, 6: 0.015}),
+    "forest": (0.27, 330.0, {2: 0.78, 4: 0.08, 3: 0.07, 6: 0.03, 5: 0.02, 9: 0.02}),
+    "pasture": (0.13, 220.0, {3: 0.60, 1: 0.15, 4: 0.10, 2: 0.10, 6: 0.03, 5: 0.02}),
+    "urban": (0.05, 95.0, {8: 0.65, 3: 0.15, 9: 0.08, 2: 0.05, 5: 0.02, 1: 0.05}),
+    "lake": (0.06, 450.0, {5: 0.85, 6: 0.15}),
+    "highland": (0.07, 260.0, {9: 0.28, 7: 0.25, 10: 0.20, 4: 0.20, 3: 0.07}),
+}  # fmt: skip
+_ZONE_NAMES = tuple(_ZONES)
+_ZONE_SPACING = 1200.0  # m between zone centres
+_SUPERSAMPLE = 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Small deterministic helpers
+# ---------------------------------------------------------------------------------------------
+def _hash32(*keys: np.ndarray | int) -> np.ndarray:
+    """An avalanche integer hash of (broadcast) uint32 keys; the same inputs, the same output."""
+    with np.errstate(over="ignore"):
+        return _hash32_impl(*keys)
+
+
+def _hash32_impl(*keys):
+    h = np.uint32(0x9E3779B9)
+    for k in keys:
+        h = np.asarray(h, dtype=np.uint32)
+        k = np.asarray(k).astype(np.uint32)
+        h = h ^ (k * np.uint32(0x85EBCA6B))
+        h = (h << np.uint32(13)) | (h >> np.uint32(19))
+        h = h * np.uint32(5) + np.uint32(0xE6546B64)
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x7FEB352D)
+    h = h ^ (h >> np.uint32(15))
+    h = h * np.uint32(0x846CA68B)
+    return h ^ (h >> np.uint32(16))
+
+
+@dataclass(frozen=True)
+class _Fourier:
+    """A smooth random field: sum of cosines, unit variance, evaluated on any window."""
+
+    kx: np.ndarray  # rad/m
+    ky: np.ndarray
+    phase: np.ndarray
+    amp: np.ndarray
+
+    @classmethod
+    def random(cls, rng, n=24, wl=(300.0, 3000.0), slope=1.0, angle=None, spread=np.pi):
+        lam = np.exp(rng.uniform(np.log(wl[0]), np.log(wl[1]), n))
+        k = 2 * np.pi / lam
+        centre = rng.uniform(0, np.pi) if angle is None else angle
+        theta = centre + rng.uniform(-spread / 2, spread / 2, n)
+        amp = (lam / wl[1]) ** slope * rng.uniform(0.5, 1.0, n)
+        amp = amp / np.sqrt(np.sum(amp**2) / 2)
+        return cls(k * np.cos(theta), k * np.sin(theta), rng.uniform(0, 2 * np.pi, n), amp)
+
+    def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Field on the grid (v rows) x (u columns); separable, so O(n (h + w) + n h w)."""
+        out = np.zeros((v.size, u.size), dtype=np.float32)
+        for kx, ky, ph, a in zip(self.kx, self.ky, self.phase, self.amp, strict=True):
+            ax = kx * u + ph
+            by = ky * v
+            out += (a * np.cos(by))[:, None].astype(np.float32) * np.cos(ax)[None].astype(
+                np.float32
+            )
+            out -= (a * np.sin(by))[:, None].astype(np.float32) * np.sin(ax)[None].astype(
+                np.float32
+            )
+        return out
+
+
+def _smooth01(x):
+    """Logistic step, float32."""
+    return (1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames: clouds, cirrus, shadows, gaps, snow, atmosphere
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Frame:
+    kind: str  # "clear" | "partly" | "cloudy"
+    aerosol: float
+    vapour: float  # B09 transmittance factor
+    field: _Fourier | None  # stratiform / cumulus field
+    field_threshold: float
+    field_opacity: float
+    blobs: np.ndarray  # (n, 5): cx, cy, radius, opacity, edge (m)
+    edge_noise: _Fourier
+    cloud_brightness: float
+    cloud_b10: float
+    shadow_shift: tuple[float, float]  # (du, dv) m: shadow(u, v) = cloud(u + du, v + dv)
+    cirrus: _Fourier | None
+    cirrus_max: float
+    gap: tuple[float, float, float] | None  # nodata where a*u_n + b*v_n > c (AOI-normalised)
+    snow: float  # seasonal snow event intensity 0..1
+
+
+def _make_frames(rng, times: pd.DatetimeIndex, bounds_m: tuple[float, float]) -> list[_Frame]:
+    n = len(times)
+    doy = times.day_of_year.to_numpy()
+    winter = np.cos(2 * np.pi * (doy - 15) / 365.25)  # 1 mid-January, -1 mid-July
+    # Category by rank of a seasonal score: ~40 % clear, ~35 % partly, ~25 % (mostly) cloudy.
+    score = rng.uniform(0, 1, n) + 0.35 * winter
+    order = np.argsort(score, kind="stable")
+    n_clear, n_partly = round(0.40 * n), round(0.35 * n)
+    kind = np.empty(n, dtype=object)
+    kind[order[:n_clear]] = "clear"
+    kind[order[n_clear : n_clear + n_partly]] = "partly"
+    kind[order[n_clear + n_partly :]] = "cloudy"
+    # Swath-edge gaps on ~8 % of frames (at least one when there are 10+ frames).
+    gap_frames = set(rng.choice(n, size=max(int(n >= 10), round(0.08 * n)), replace=False).tolist())
+    # Seasonal snow: a few frames in Jan-Feb (+ one in December), snow is kept rare.
+    winter_idx = np.flatnonzero((doy <= 59) | (doy >= 340))
+    n_snow = min(len(winter_idx), max(int(n >= 20), round(0.07 * n)))
+    snow_frames = (
+        set(rng.choice(winter_idx, size=n_snow, replace=False).tolist()) if n_snow else set()
+    )
+
+    width_m, height_m = bounds_m
+    frames = []
+    for i in range(n):
+        sub = np.random.default_rng(rng.integers(2**63))
+        # Sun geometry (mid-latitude, 10:30 local): zenith ~30 deg in June, ~68 deg in December.
+        zenith = np.deg2rad(49 - 19 * np.cos(2 * np.pi * (doy[i] - 172) / 365.25))
+        azimuth = np.deg2rad(155.0)
+        height = sub.uniform(800, 2500)
+        reach = height * np.tan(zenith)
+        shift = (float(reach * np.sin(azimuth)), float(-reach * np.cos(azimuth)))
+        cloud_field, thr, fop = None, np.inf, 0.0
+        blobs = np.zeros((0, 5))
+        if kind[i] == "partly":
+            cover = sub.uniform(0.05, 0.5)
+            if sub.uniform() < 0.5:  # cumulus field
+                cloud_field = _Fourier.random(sub, 24, wl=(600, 4000), slope=0.8)
+                thr, fop = float(ndtri(1 - cover)), sub.uniform(0.75, 1.0)
+            blobs = _blobs(sub, cover * (0.5 if cloud_field else 1.0), width_m, height_m, reach)
+        elif kind[i] == "cloudy":
+            cover = sub.uniform(0.6, 1.15)
+            cloud_field = _Fourier.random(sub, 24, wl=(1500, 12000), slope=1.0)
+            thr = float(ndtri(1 - cover)) if cover < 1 else -8.0
+            fop = sub.uniform(0.8, 1.0)
+        elif sub.uniform() < 0.3:  # a few small clouds in some "clear" frames
+            blobs = _blobs(sub, sub.uniform(0.0, 0.03), width_m, height_m, reach)
+        cirrus = None
+        if sub.uniform() < (0.35 if kind[i] != "clear" else 0.2):
+            cirrus = _Fourier.random(sub, 16, wl=(400, 6000), slope=0.7, spread=0.5)
+        high = sub.uniform() < 0.5  # high cloud tops see above the water vapour: bright B10
+        gap = None
+        if i in gap_frames:
+            ang = np.deg2rad(sub.uniform(-15, 15))
+            a, b = np.cos(ang), np.sin(ang)
+            side = sub.choice([-1.0, 1.0])
+            frac = sub.uniform(0.15, 0.6)
+            # fraction ~ of the AOI beyond the line, measured along the u axis at mid height
+            c = side * (a * (1 - frac if side > 0 else frac) + b * 0.5)
+            gap = (side * a, side * b, c)
+        frames.append(
+            _Frame(
+                kind=str(kind[i]),
+                aerosol=float(sub.uniform(0.75, 1.2)),
+                vapour=float(0.75 + 0.25 * winter[i] + sub.uniform(-0.08, 0.08)),
+                field=cloud_field,
+                field_threshold=float(thr),
+                field_opacity=float(fop),
+                blobs=blobs,
+                edge_noise=_Fourier.random(sub, 12, wl=(150, 1200), slope=0.5),
+                cloud_brightness=float(sub.uniform(0.9, 1.4)),
+                cloud_b10=float(sub.uniform(0.04, 0.12) if high else sub.uniform(0.008, 0.025)),
+                shadow_shift=shift,
+                cirrus=cirrus,
+                cirrus_max=float(sub.uniform(0.3, 1.0)),
+                gap=gap,
+                snow=float(sub.uniform(0.4, 1.0)) if i in snow_frames else 0.0,
+            )
+        )
+    return frames
+
+
+def _blobs(rng, cover, width_m, height_m, reach):
+    """Round-ish clouds (centre, radius, opacity, edge) covering ~``cover`` of a buffered AOI."""
+    margin = 3000.0 + reach
+    area = (width_m + 2 * margin) * (height_m + 2 * margin)
+    r = np.exp(rng.uniform(np.log(80.0), np.log(1500.0), 4096))
+    n = int(
+        np.clip(
+            np.searchsorted(np.cumsum(np.pi * r**2), -np.log1p(-min(cover, 0.95)) * area), 1, 4096
+        )
+    )
+    r = r[:n]
+    cx = rng.uniform(-margin, width_m + margin, n)
+    cy = rng.uniform(-margin, height_m + margin, n)
+    thick = rng.uniform(size=n) < 0.8
+    op = np.where(thick, rng.uniform(0.7, 1.0, n), rng.uniform(0.2, 0.55, n))
+    edge = 0.25 * r + 20.0
+    return np.column_stack([cx, cy, r, op, edge])
+
+
+def _cloud_opacity(fr: _Frame, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Cloud opacity 0..1 on the (v, u) grid (m from the AOI top-left corner)."""
+    alpha = np.zeros((v.size, u.size), dtype=np.float32)
+    if fr.field is not None:
+        n = fr.field(u, v)
+        alpha = fr.field_opacity * np.clip((n - fr.field_threshold) / 0.35, 0, 1).astype(np.float32)
+    if len(fr.blobs):
+        cx, cy, r, op, edge = fr.blobs.T
+        reach = 1.3 * r + edge
+        hit = (
+            (cx + reach > u[0]) & (cx - reach < u[-1]) & (cy + reach > v[0]) & (cy - reach < v[-1])
+        )
+        if hit.any():
+            wobble = 1.0 + 0.22 * fr.edge_noise(u, v)
+            for bx, by, br, bo, be in fr.blobs[hit]:
+                cols = np.flatnonzero(np.abs(u - bx) < 1.3 * br + be)
+                rows = np.flatnonzero(np.abs(v - by) < 1.3 * br + be)
+                if not (cols.size and rows.size):
+                    continue
+                sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                d = np.hypot((v[sl[0]] - by)[:, None], (u[sl[1]] - bx)[None]).astype(np.float32)
+                a = bo * np.clip((br * wobble[sl] - d) / be, 0, 1)
+                np.maximum(alpha[sl], a, out=alpha[sl])
+    return alpha
+
+
+# ---------------------------------------------------------------------------------------------
+# Parcels and phenology
+# ---------------------------------------------------------------------------------------------
+def _make_parcels(rng, grid: Grid) -> gpd.GeoDataFrame:
+    left, bottom, right, top = grid.bounds
+    aoi = shapely.box(left, bottom, right, top)
+    buf = 2 * _ZONE_SPACING
+    # Zones: jittered lattice of centres, landscape types by quota over the zones in the AOI.
+    zx = np.arange(left - buf, right + buf, _ZONE_SPACING)
+    zy = np.arange(bottom - buf, top + buf, _ZONE_SPACING)
+    zc = np.stack(np.meshgrid(zx, zy), -1).reshape(-1, 2)
+    zc = zc + rng.uniform(-0.4, 0.4, zc.shape) * _ZONE_SPACING
+    inside = (zc[:, 0] >= left) & (zc[:, 0] < right) & (zc[:, 1] >= bottom) & (zc[:, 1] < top)
+    shares = np.array([z[0] for z in _ZONES.values()])
+    ztype = rng.choice(len(shares), size=len(zc), p=shares / shares.sum())
+    k = int(inside.sum())
+    if k:
+        quota = np.floor(shares * k).astype(int)
+        if k >= len(shares):
+            quota = np.maximum(quota, 1)
+        while quota.sum() < k:
+            quota[np.argmax(shares * k - quota)] += 1
+        while quota.sum() > k:
+            quota[np.argmax(quota)] -= 1
+        ztype[np.flatnonzero(inside)] = rng.permutation(np.repeat(np.arange(len(shares)), quota))
+    ztree = cKDTree(zc)
+
+    # Parcel seeds: jittered lattice at the finest spacing, thinned to each zone's spacing.
+    s_min = min(z[1] for z in _ZONES.values())
+    m = 3 * max(z[1] for z in _ZONES.values())
+    px = np.arange(left - m, right + m, s_min)
+    py = np.arange(bottom - m, top + m, s_min)
+    pts = np.stack(np.meshgrid(px, py), -1).reshape(-1, 2)
+    pts = pts + rng.uniform(-0.45, 0.45, pts.shape) * s_min
+    zone = ztype[ztree.query(pts)[1]]
+    spacing = np.array([z[1] for z in _ZONES.values()])[zone]
+    keep = rng.uniform(size=len(pts)) < (s_min / spacing) ** 2
+    pts, zone = pts[keep], zone[keep]
+    cells = shapely.voronoi_polygons(
+        shapely.multipoints(pts),
+        extend_to=shapely.box(left - 2 * m, bottom - 2 * m, right + 2 * m, top + 2 * m),
+        ordered=True,
+    )
+    polys = shapely.intersection(np.asarray(shapely.get_parts(cells)), aoi)
+    ok = ~shapely.is_empty(polys) & (shapely.area(polys) > 0)
+    polys, zone = polys[ok], zone[ok]
+
+    # Class per parcel from its zone.
+    cls = np.empty(len(polys), dtype=np.int64)
+    for zi, (_, _, probs) in enumerate(_ZONES.values()):
+        sel = np.flatnonzero(zone == zi)
+        ids, p = np.array(list(probs)), np.array(list(probs.values()))
+        cls[sel] = rng.choice(ids, size=sel.size, p=p / p.sum())
+
+    # Split some large cultivated parcels along a random line: elongated fields.
+    out_polys, out_cls, out_zone = [], [], []
+    for poly, c, z in zip(polys, cls, zone, strict=True):
+        if c == CULTIVATED and poly.area > 2.0e4 and rng.uniform() < 0.6:
+            cen = poly.centroid
+            ang = rng.uniform(0, np.pi)
+            d = np.array([np.cos(ang), np.sin(ang)]) * 5000
+            nrm = np.array([-d[1], d[0]])
+            off = rng.uniform(-0.25, 0.25) * np.sqrt(poly.area)
+            o = np.array([cen.x, cen.y]) + nrm / 5000 * off
+            half = shapely.Polygon([o - d, o + d, o + d + nrm, o - d + nrm])
+            parts = [poly.intersection(half), poly.difference(half)]
+            parts = [p for p in parts if p.area > 0]
+            for p in parts:
+                out_polys.append(p)
+                out_cls.append(c)
+                out_zone.append(z)
+            continue
+        out_polys.append(poly)
+        out_cls.append(c)
+        out_zone.append(z)
+    n = len(out_polys)
+    cls = np.asarray(out_cls, dtype=np.int64)
+    gdf = gpd.GeoDataFrame(
+        {
+            "class_id": cls.astype(np.uint8),
+            "zone": np.asarray([_ZONE_NAMES[z] for z in out_zone]),
+        },
+        geometry=gpd.GeoSeries(out_polys),
+        crs=grid.crs,
+    )
+    params = _phenology_params(rng, cls)
+    for key, val in params.items():
+        gdf[key] = val
+    gdf.index = pd.RangeIndex(n, name="parcel_id")
+    return gdf
+
+
+def _phenology_params(rng, cls: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-parcel parameters (days of year, fractions), drawn for all parcels at once."""
+    n = len(cls)
+    u = lambda a, b: rng.uniform(a, b, n).astype(np.float32)  # noqa: E731
+    crop = rng.choice(3, size=n, p=[0.35, 0.2, 0.45])  # winter cereal, spring cereal, summer crop
+    # columns: start of green-up, peak, senescence, harvest, ploughing, autumn sowing (doy)
+    up = np.select([crop == 0, crop == 1], [u(60, 85), u(95, 120)], u(125, 150))
+    sen = np.select([crop == 0, crop == 1], [u(160, 175), u(180, 192)], u(232, 250))
+    harvest = np.select([crop == 0, crop == 1], [u(186, 205), u(205, 222)], u(255, 290))
+    plough = harvest + u(15, 50)
+    sow_autumn = np.where(crop == 0, u(270, 295), np.float32(999))
+    evergreen = rng.uniform(size=n) < 0.45
+    n_mow = rng.choice(4, size=n, p=[0.2, 0.3, 0.3, 0.2])
+    mow = np.sort(rng.uniform(135, 265, (n, 3)), axis=1)
+    mow[:, 1:] = np.maximum(mow[:, 1:], mow[:, :-1] + 30)
+    mow[np.arange(3)[None] >= n_mow[:, None]] = 999
+    bright_sd = np.select([cls == ARTIFICIAL, cls == BARE], [0.09, 0.08], 0.06)
+    texture = np.select([cls == ARTIFICIAL, cls == SHRUB], [0.30, 0.18], 0.12)
+    # canopy cover / vigour: scales the green fraction (trees in grassland, gardens in towns...)
+    lo = np.select(
+        [cls == c for c in range(1, 11)], [0.85, 0.65, 0.6, 0.6, 1, 0.6, 0.6, 0.3, 0.0, 1], 1
+    )
+    hi = np.select(
+        [cls == c for c in range(1, 11)], [1.05, 1.0, 1.0, 1.4, 1, 1.2, 1.4, 2.5, 3.0, 1], 1
+    )
+    return {
+        "crop_type": np.where(cls == CULTIVATED, crop, -1).astype(np.int8),
+        "green_up_doy": up,
+        "senescence_doy": sen,
+        "harvest_doy": harvest,
+        "plough_doy": plough,
+        "autumn_sowing_doy": sow_autumn,
+        "peak_green": u(0.88, 1.0),
+        "evergreen": evergreen & (cls == FOREST),
+        "budburst_doy": u(100, 125),
+        "leaf_fall_doy": u(283, 305),
+        "mow1_doy": np.where(cls == GRASS, mow[:, 0], 999).astype(np.float32),
+        "mow2_doy": np.where(cls == GRASS, mow[:, 1], 999).astype(np.float32),
+        "mow3_doy": np.where(cls == GRASS, mow[:, 2], 999).astype(np.float32),
+        "turbidity": u(0.0, 0.8) * (rng.uniform(size=n) < 0.6),
+        "turbidity_peak_doy": u(70, 150),
+        "soil_brightness": u(0.0, 1.0),
+        "brightness": np.clip(1 + bright_sd * rng.standard_normal(n), 0.7, 1.35).astype(np.float32),
+        "texture": texture.astype(np.float32),
+        "vigour": rng.uniform(lo, hi).astype(np.float32),
+        "nir_scale": u(0.88, 1.12),
+        "vis_scale": u(0.85, 1.15),
+        "snow_susceptibility": u(0.0, 0.6),
+        "melt_doy": u(95, 130),
+        "snow_return_doy": u(310, 335),
+    }
+
+
+def _fractions(p: dict[str, np.ndarray], cls: np.ndarray, doy: float, snow_event: float):
+    """Cover fractions of parcels at one day of year: green, dry, water share of background,
+    turbidity, snow (each (P,) float32)."""
+    t = np.float32(doy)
+    one = np.ones(len(cls), dtype=np.float32)
+    season = (0.5 - 0.5 * np.cos(2 * np.pi * (t - 20) / 365.25)) * one  # 0 mid-Jan, 1 mid-July
+    green = np.zeros(len(cls), np.float32)
+    dry = np.zeros(len(cls), np.float32)
+    water = np.zeros(len(cls), np.float32)
+    snow = np.zeros(len(cls), np.float32)
+
+    # Cultivated land.
+    g = p["peak_green"]
+    rise = _smooth01((t - p["green_up_doy"] - 12) / 7)
+    fall = _smooth01((t - p["senescence_doy"]) / 6)
+    harvested = t >= p["harvest_doy"]
+    ploughed = t >= p["plough_doy"]
+    crop_green = g * rise * (1 - fall)
+    crop_dry = np.where(harvested, np.where(ploughed, 0.0, 0.35), g * rise * fall)
+    winter_cereal = p["crop_type"] == 0
+    # winter cereal sown the previous autumn: small green cover in Jan-Mar, resown in autumn
+    early = 0.25 * (1 - rise) * (t < p["green_up_doy"] + 20)
+    late = 0.3 * _smooth01((t - p["autumn_sowing_doy"] - 20) / 8)
+    crop_green = crop_green + np.where(winter_cereal, early + late * ploughed, 0)
+    m = cls == CULTIVATED
+    green[m], dry[m] = crop_green[m], crop_dry[m]
+
+    # Forest.
+    leaf = _smooth01((t - p["budburst_doy"]) / 6) * (1 - _smooth01((t - p["leaf_fall_doy"]) / 8))
+    m = cls == FOREST
+    green[m] = np.where(p["evergreen"], 0.95, 0.12 + 0.86 * leaf)[m]
+    dry[m] = np.where(p["evergreen"], 0.03, 0.7 * (1 - leaf))[m]
+
+    # Grassland with mowing.
+    grass = 0.45 + 0.43 * np.clip(1.3 * season, 0, 1) - 0.1 * np.clip(season - 0.85, 0, 1) * 6
+    cut = one.copy()
+    cut_dry = np.zeros_like(one)
+    for k in ("mow1_doy", "mow2_doy", "mow3_doy"):
+        dt = t - p[k]
+        after = dt >= 0
+        cut *= np.where(after, 1 - 0.7 * np.exp(-np.maximum(dt, 0) / 14), 1)
+        cut_dry += np.where(after, 0.35 * np.exp(-np.maximum(dt, 0) / 6), 0)
+    m = cls == GRASS
+    green[m] = (grass * cut)[m]
+    dry[m] = np.minimum(1 - green, 0.08 + cut_dry)[m]
+
+    m = cls == SHRUB
+    green[m] = (0.3 + 0.3 * season)[m]
+    dry[m] = 0.35
+
+    m = cls == TUNDRA
+    green[m] = (0.05 + 0.35 * _smooth01((t - 165) / 6) * (1 - _smooth01((t - 240) / 6))) * one[m]
+    dry[m] = 0.35
+    tundra_snow = ((t < p["melt_doy"]) | (t > p["snow_return_doy"])).astype(np.float32) * 0.9
+    snow[m] = tundra_snow[m]
+
+    turb = p["turbidity"] * (0.5 + 0.5 * np.cos(2 * np.pi * (t - p["turbidity_peak_doy"]) / 365.25))
+    m = cls == WATER
+    water[m] = 1.0
+    green[m] = (0.03 * np.clip(season - 0.6, 0, 1) / 0.4 * (p["turbidity"] > 0.3))[m]
+    m = cls == WETLAND
+    flood = np.exp(-(((t - 90) / 40) ** 2))
+    green[m] = (0.2 + 0.5 * season)[m]
+    dry[m] = 0.1
+    water[m] = np.clip(0.35 + 0.4 * flood, 0, 1)
+    m = cls == ARTIFICIAL
+    green[m] = (0.08 + 0.12 * season)[m]
+    m = cls == BARE
+    green[m] = (0.02 + 0.05 * season)[m]
+    m = cls == SNOW
+    snow[m] = 0.9 - 0.3 * np.exp(-(((t - 215) / 25) ** 2))
+
+    green = green * p["vigour"]
+    if snow_event > 0:
+        open_land = np.isin(cls, (CULTIVATED, GRASS, SHRUB, BARE, WETLAND, TUNDRA))
+        cover = np.clip((snow_event - p["snow_susceptibility"]) / 0.15, 0, 1) * 0.95
+        cover = np.where(open_land, cover, 0)
+        cover = np.where(cls == FOREST, snow_event * np.where(p["evergreen"], 0.15, 0.4), cover)
+        cover = np.where(cls == ARTIFICIAL, snow_event * 0.5, cover)
+        snow = np.maximum(snow, cover.astype(np.float32))
+    green = np.clip(green, 0, 1)
+    dry = np.clip(np.minimum(dry, 1 - green), 0, 1)
+    return green, dry, water, turb.astype(np.float32), snow
+
+
+# ---------------------------------------------------------------------------------------------
+# The world: everything global, drawn once per scene
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _World:
+    grid: Grid
+    times: pd.DatetimeIndex
+    seed: int
+    parcels: gpd.GeoDataFrame
+    frames: list[_Frame]
+    texture_field: _Fourier
+    noise_table: np.ndarray
+    noise_keys: np.ndarray  # (T, 13, 2) uint32: multiplier (odd), offset
+    tree: shapely.STRtree = field(init=False)
+    params: dict = field(init=False)
+    green_em: np.ndarray = field(init=False)  # (P, 13)
+    background: np.ndarray = field(init=False)  # (P, 13)
+
+    def __post_init__(self):
+        self.tree = shapely.STRtree(np.asarray(self.parcels.geometry.values))
+        cols = [c for c in self.parcels.columns if c not in ("geometry", "zone", "class_id")]
+        self.params = {c: self.parcels[c].to_numpy() for c in cols}
+        cls = self.parcels["class_id"].to_numpy().astype(np.int64)
+        p = self.params
+        green_em = np.where(
+            (cls == FOREST)[:, None],
+            np.where(p["evergreen"][:, None], _EM["conifer"], _EM["broadleaf"]),
+            _EM["crop"],
+        )
+        sb = p["soil_brightness"][:, None]
+        soil = (1 - sb) * _EM["soil_dark"] + sb * _EM["soil_bright"]
+        bg = soil
+        bg = np.where((cls == ARTIFICIAL)[:, None], _EM["urban"], bg)
+        bg = np.where(
+            np.isin(cls, (BARE, TUNDRA, SNOW))[:, None], 0.5 * _EM["rock"] + 0.5 * soil, bg
+        )
+        bg = np.where((cls == WETLAND)[:, None], _EM["soil_dark"] * 0.6, bg)
+        green_em = green_em * np.where(np.arange(NB) < 4, p["vis_scale"][:, None], 1)
+        green_em = green_em * np.where(
+            (np.arange(NB) >= 5) & (np.arange(NB) <= 9), p["nir_scale"][:, None], 1
+        )
+        self.green_em = green_em.astype(np.float32)
+        self.background = bg.astype(np.float32)
+        self.cls = cls
+
+    # --- per-window pieces -----------------------------------------------------------------
+    def coverage(self, row: int, col: int, h: int, w: int):
+        """Parcels of a window: local parcel ids, main/second parcel per pixel and the main
+        parcel's coverage (4x supersampled rasterisation), plus majority class."""
+        g = self.grid
+        res = g.resolution
+        x0, y0 = g.left + col * res, g.top - row * res
+        box = shapely.box(x0, y0 - h * res, x0 + w * res, y0)
+        ids = np.sort(self.tree.query(box, predicate="intersects"))
+        s = _SUPERSAMPLE
+        if ids.size == 0:
+            zeros = np.zeros((h, w), dtype=np.int32)
+            return ids, zeros, zeros, np.ones((h, w), np.float32), np.zeros((h, w), np.uint8)
+        transform = Affine(res / s, 0, x0, 0, -res / s, y0)
+        geoms = self.parcels.geometry.values[ids]
+        sub = features.rasterize(
+            zip(geoms, range(1, ids.size + 1), strict=True),
+            out_shape=(h * s, w * s),
+            transform=transform,
+            fill=0,
+            dtype="int32",
+        )
+        sub = sub.reshape(h, s, w, s).transpose(0, 2, 1, 3).reshape(h, w, s * s)
+        same = (sub[..., :, None] == sub[..., None, :]).sum(
+            -1, dtype=np.uint8
+        )  # count of each sample's id
+        # invalid (0 = outside every parcel) never wins when something else is there
+        same = np.where(sub == 0, 0, same)
+        best = np.argmax(same, axis=-1)
+        id1 = np.take_along_axis(sub, best[..., None], -1)[..., 0]
+        n1 = np.take_along_axis(same, best[..., None], -1)[..., 0]
+        other = np.where(sub == id1[..., None], 0, same)
+        best2 = np.argmax(other, axis=-1)
+        id2 = np.take_along_axis(sub, best2[..., None], -1)[..., 0]
+        n2 = np.take_along_axis(other, best2[..., None], -1)[..., 0]
+        id2 = np.where(n2 > 0, id2, id1)
+        id1 = np.where(id1 > 0, id1, id2)
+        f1 = np.where(n2 > 0, n1 / np.maximum(n1 + n2, 1), 1.0).astype(np.float32)
+        # majority class (classes, not parcels: two parcels of one class add up)
+        lut = np.concatenate([[0], self.cls[ids]]).astype(np.uint8)
+        csub = lut[sub]
+        ccount = (csub[..., :, None] == csub[..., None, :]).sum(-1, dtype=np.uint8)
+        ccount = np.where(csub == 0, 0, ccount)
+        cbest = np.argmax(ccount, axis=-1)
+        land = np.take_along_axis(csub, cbest[..., None], -1)[..., 0]
+        return ids, np.maximum(id1 - 1, 0), np.maximum(id2 - 1, 0), f1, land
+
+    def atmosphere_layers(
+        self, t: int, u: np.ndarray, v: np.ndarray, rows: np.ndarray, cols: np.ndarray
+    ):
+        """Cloud opacity, cirrus thickness, shadow strength, no-data mask of one frame."""
+        fr = self.frames[t]
+        alpha = _cloud_opacity(fr, u, v)
+        du, dv = fr.shadow_shift
+        shadow = 0.9 * np.clip(_cloud_opacity(fr, u + du, v + dv) / 0.5, 0, 1)
+        if fr.cirrus is not None:
+            n = fr.cirrus(u, v)
+            tau = fr.cirrus_max * np.clip((n - 0.3) / 1.2, 0, 1).astype(np.float32)
+        else:
+            tau = np.zeros_like(alpha)
+        if fr.gap is not None:
+            a, b, c = fr.gap
+            un = (cols + 0.5) / self.grid.width
+            vn = (rows + 0.5) / self.grid.height
+            nodata = (a * un[None] + b * vn[:, None]) > c
+        else:
+            nodata = np.zeros(alpha.shape, dtype=bool)
+        return alpha, tau, shadow, nodata
+
+    def parcel_spectra(self, ids: np.ndarray, t: int):
+        """Surface spectra (P, 13) of parcels ``ids`` at frame t, their green-direction term and
+        snow cover."""
+        doy = float(self.times[t].day_of_year)
+        p = {k: v[ids] for k, v in self.params.items()}
+        cls = self.cls[ids]
+        green, dry, water, turb, snow = _fractions(p, cls, doy, self.frames[t].snow)
+        wat = (1 - turb)[:, None] * _EM["water"] + turb[:, None] * _EM["turbid"]
+        bg = (1 - water)[:, None] * self.background[ids] + water[:, None] * wat
+        rest = np.clip(1 - green - dry, 0, 1)[:, None]
+        surf = green[:, None] * self.green_em[ids] + dry[:, None] * _EM["dry"] + rest * bg
+        surf = surf * p["brightness"][:, None]
+        surf = (1 - snow)[:, None] * surf + snow[:, None] * _EM["snow"]
+        direction = (self.green_em[ids] - bg) * (green * (1 - snow) * p["texture"])[:, None]
+        return surf.astype(np.float32), direction.astype(np.float32), snow
+
+
+def _window_coords(world: _World, row, col, h, w):
+    res = world.grid.resolution
+    rows = np.arange(row, row + h)
+    cols = np.arange(col, col + w)
+    return (cols + 0.5) * res, (rows + 0.5) * res, rows, cols
+
+
+def _l1c_block(world: _World, row: int, col: int, h: int, w: int) -> np.ndarray:
+    """The (time, band, h, w) uint16 DN block of a window."""
+    T = len(world.times)
+    u, v, rows, cols = _window_coords(world, row, col, h, w)
+    ids, i1, i2, f1, _ = world.coverage(row, col, h, w)
+    out = np.zeros((T, NB, h, w), dtype=np.uint16)
+    if ids.size == 0:
+        return out
+    f1 = f1[None]
+    seed = np.uint32(world.seed & 0xFFFFFFFF)
+    pix = _hash32(seed, rows[:, None], cols[None])  # (h, w)
+    table = world.noise_table
+    bright = 1 + 0.03 * table[pix >> np.uint32(16)] + 0.03 * world.texture_field(u, v)
+    texture = table[(_hash32(pix, 7) >> np.uint32(16))] + 0.8 * world.texture_field(u + 7e4, v)
+    b10_land = np.float32(0.0012)
+    for t in range(T):
+        fr = world.frames[t]
+        surf_p, dir_p, _ = world.parcel_spectra(ids, t)
+        sT, dT = surf_p.T, dir_p.T
+        surf = np.take(sT, i1, axis=1) * f1 + np.take(sT, i2, axis=1) * (1 - f1)
+        surf *= bright[None]
+        surf += np.take(dT, i1, axis=1) * texture[None]
+        np.maximum(surf, 0.001, out=surf)
+        alpha, tau, shadow, nodata = world.atmosphere_layers(t, u, v, rows, cols)
+        if shadow.any():
+            surf *= 1 - shadow[None] * _SHADOW[:, None, None]
+        path = _PATH * fr.aerosol
+        trans = _TRANS * (1 - 0.06 * (fr.aerosol - 1))
+        trans[I_B09] = _TRANS[I_B09] * fr.vapour
+        toa = path[:, None, None] + trans[:, None, None] * surf
+        toa[I_B10] = b10_land + 0.008 * surf[I_B11]
+        if tau.any():
+            toa = toa * (1 - 0.1 * tau[None]) + tau[None] * _CIRRUS[:, None, None]
+        if alpha.any():
+            cloud = _CLOUD.copy()
+            cloud[I_B10] = fr.cloud_b10
+            cloud = cloud * fr.cloud_brightness
+            scale = (0.8 + 0.2 * alpha)[None]  # thick cores brighter
+            toa = toa * (1 - alpha[None]) + alpha[None] * scale * cloud[:, None, None]
+        keys = world.noise_keys[t]
+        idx = (pix[None] * keys[:, 0, None, None] + keys[:, 1, None, None]) >> np.uint32(16)
+        toa += (0.0015 + 0.008 * toa) * table[idx]
+        dn = np.clip(np.rint(toa * QUANTIFICATION), 1, 65535).astype(np.uint16)
+        dn[:, nodata] = 0
+        out[t] = dn
+    return out
+
+
+_FLAG_CLOUD, _FLAG_CIRRUS, _FLAG_SHADOW, _FLAG_NODATA, _FLAG_SNOW = 1, 2, 4, 8, 16
+#: Opacity from which a cloud counts as opaque (what a detector must find); cirrus from this
+#: optical thickness is visible (B10 >~ 0.01); cloud shadows from this darkening strength.
+CLOUD_OPACITY_CUT = 0.3
+CIRRUS_CUT = 0.2
+THICK_CIRRUS_CUT = 0.5
+SHADOW_CUT = 0.25
+
+
+def _truth_block(world: _World, row: int, col: int, h: int, w: int) -> np.ndarray:
+    """(time, h, w) uint8 bit flags: cloud, cirrus, shadow, no data, snow."""
+    T = len(world.times)
+    u, v, rows, cols = _window_coords(world, row, col, h, w)
+    ids, i1, _, _, _ = world.coverage(row, col, h, w)
+    out = np.zeros((T, h, w), dtype=np.uint8)
+    for t in range(T):
+        alpha, tau, shadow, nodata = world.atmosphere_layers(t, u, v, rows, cols)
+        cloud = (alpha >= CLOUD_OPACITY_CUT) | (tau >= THICK_CIRRUS_CUT)
+        flags = cloud * np.uint8(_FLAG_CLOUD)
+        flags |= ((tau >= CIRRUS_CUT) & ~cloud) * np.uint8(_FLAG_CIRRUS)
+        flags |= ((shadow >= SHADOW_CUT) & ~cloud) * np.uint8(_FLAG_SHADOW)
+        if ids.size:
+            _, _, snow = world.parcel_spectra(ids, t)
+            flags |= (snow[i1] >= 0.5) * np.uint8(_FLAG_SNOW)
+        flags[nodata] = _FLAG_NODATA
+        out[t] = flags
+    return out
+
+
+def _land_block(world: _World, row: int, col: int, h: int, w: int) -> np.ndarray:
+    return world.coverage(row, col, h, w)[4]
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+def demo_grid(width: int = 512, height: int = 512, resolution: float = 10.0) -> Grid:
+    """The demo AOI grid: EPSG:32633, top-left corner (500000, 5100000)."""
+    return Grid(
+        CRS.from_epsg(32633), 500000.0, 5100000.0, float(resolution), int(width), int(height)
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class DemoScene:
+    """Deterministic synthetic Sentinel-2 L1C over ``grid`` at ``times`` (see module doc)."""
+
+    grid: Grid
+    times: pd.DatetimeIndex
+    seed: int = 42
+    mislabel_fraction: float = 0.03
+
+    @functools.cached_property
+    def _world(self) -> _World:
+        times = pd.DatetimeIndex(self.times)
+        rng = np.random.default_rng([int(self.seed), GENERATOR_VERSION])
+        r_parcels, r_frames, r_misc = (
+            np.random.default_rng(s) for s in rng.integers(2**63, size=3)
+        )
+        parcels = _make_parcels(r_parcels, self.grid)
+        g = self.grid
+        frames = _make_frames(r_frames, times, (g.width * g.resolution, g.height * g.resolution))
+        table = r_misc.standard_normal(65536).astype(np.float32)
+        keys = r_misc.integers(0, 2**32, size=(len(times), NB, 2), dtype=np.uint64).astype(
+            np.uint32
+        )
+        keys[..., 0] |= np.uint32(1)
+        texture = _Fourier.random(r_misc, 16, wl=(30.0, 400.0), slope=0.5)
+        return _World(g, times, int(self.seed), parcels, frames, texture, table, keys)
+
+    def _token(self, what: str, tile_size: int) -> str:
+        g = self.grid
+        key = (
+            GENERATOR_VERSION, self.seed, self.mislabel_fraction, g.crs.to_wkt(), g.left, g.top,
+            g.resolution, g.width, g.height, tuple(pd.DatetimeIndex(self.times).asi8), tile_size,
+        )  # fmt: skip
+        return f"demo-{what}-" + da.core.tokenize(*key)
+
+    def parcels(self) -> gpd.GeoDataFrame:
+        """The true parcels: geometry, ``class_id``, ``zone`` and phenology parameters."""
+        return self._world.parcels.copy()
+
+    def reference_labels(self) -> gpd.GeoDataFrame:
+        """Parcel polygons with ``class_id``/``class_name`` as a reference data set would give
+        them: ``mislabel_fraction`` of the parcels carry a wrong (plausible) class."""
+        parcels = self._world.parcels
+        rng = np.random.default_rng([int(self.seed), GENERATOR_VERSION, 7])
+        cls = parcels["class_id"].to_numpy().astype(np.int64)
+        n_wrong = int(round(self.mislabel_fraction * len(cls)))
+        wrong = rng.choice(len(cls), size=min(n_wrong, len(cls)), replace=False)
+        confusable = {
+            CULTIVATED: (GRASS, BARE, GRASS), FOREST: (SHRUB, GRASS, SHRUB),
+            GRASS: (CULTIVATED, SHRUB, WETLAND), SHRUB: (GRASS, FOREST, BARE),
+            WATER: (WETLAND, WETLAND, GRASS), WETLAND: (GRASS, WATER, SHRUB),
+            TUNDRA: (SHRUB, BARE, GRASS), ARTIFICIAL: (BARE, GRASS, CULTIVATED),
+            BARE: (CULTIVATED, ARTIFICIAL, SHRUB), SNOW: (BARE, TUNDRA, BARE),
+        }  # fmt: skip
+        new = cls.copy()
+        pick = rng.integers(0, 3, size=len(wrong))
+        new[wrong] = [confusable[c][k] for c, k in zip(cls[wrong], pick, strict=True)]
+        names = class_names(DEFAULT_LEGEND)
+        return gpd.GeoDataFrame(
+            {"class_id": new.astype(np.int64), "class_name": [names[c] for c in new]},
+            geometry=parcels.geometry.values,
+            crs=self.grid.crs,
+            index=parcels.index,
+        )
+
+    def _blocks(self, fn, lead: tuple[int, ...], dtype, tile_size: int, what: str):
+        if tile_size <= 0:
+            raise ValueError(f"tile_size must be a positive number of pixels, got {tile_size}.")
+        world = self._world
+        g = self.grid
+        ych = da.core.normalize_chunks(tile_size, (g.height,))[0]
+        xch = da.core.normalize_chunks(tile_size, (g.width,))[0]
+
+        def block(block_info=None):
+            (r0, r1), (c0, c1) = block_info[None]["array-location"][-2:]
+            return fn(world, r0, c0, r1 - r0, c1 - c0)
+
+        chunks = tuple((n,) for n in lead) + (ych, xch)
+        return da.map_blocks(
+            block, chunks=chunks, dtype=dtype, meta=np.empty((0,) * len(chunks), dtype),
+            name=self._token(what, tile_size),
+        )  # fmt: skip
+
+    def l1c_cube(self, tile_size: int = 256) -> xr.Dataset:
+        """The lazy L1C cube, chunks (time: all, band: 13, y: tile_size, x: tile_size)."""
+        T = len(self.times)
+        bands = self._blocks(_l1c_block, (T, NB), np.uint16, tile_size, "l1c")
+        attrs = {
+            "source": "demo",
+            "demo_seed": int(self.seed),
+            "demo_generator_version": GENERATOR_VERSION,
+            "processing_level": "L1C",
+        }
+        return make_l1c_cube(bands, self.times, self.grid, attrs=attrs)
+
+    def truth(self, tile_size: int = 256) -> xr.Dataset:
+        """Lazy ground truth on the cube's grid: ``cloud`` (opaque, what a detector must
+        find), ``cirrus`` (thin, not in ``cloud``), ``shadow``, ``no_data``, ``snow``
+        (time, y, x) bool and ``land_cover`` (y, x) uint8 (majority class per pixel)."""
+        T = len(self.times)
+        flags = self._blocks(_truth_block, (T,), np.uint8, tile_size, "truth")
+        land = self._blocks(_land_block, (), np.uint8, tile_size, "land")
+        dims = ("time", "y", "x")
+        ds = xr.Dataset(
+            {
+                "cloud": (dims, (flags & _FLAG_CLOUD) > 0),
+                "cirrus": (dims, (flags & _FLAG_CIRRUS) > 0),
+                "shadow": (dims, (flags & _FLAG_SHADOW) > 0),
+                "no_data": (dims, (flags & _FLAG_NODATA) > 0),
+                "snow": (dims, (flags & _FLAG_SNOW) > 0),
+                "land_cover": (("y", "x"), land),
+            },
+            coords={
+                "time": pd.DatetimeIndex(self.times).values.astype("datetime64[ns]"),
+            },
+            attrs={
+                "source": "demo",
+                "demo_seed": int(self.seed),
+                "cloud_opacity_cut": CLOUD_OPACITY_CUT,
+            },
+        )
+        ds["land_cover"].attrs.update(
+            nodata=0, classes=[[c.id, c.name, c.colour] for c in DEFAULT_LEGEND]
+        )
+        return attach_grid(ds, self.grid)
+
+
+def demo_scene(
+    grid: Grid,
+    time_interval: tuple[str, str] = ("2017-01-01", "2017-12-31"),
+    revisit_days: int = 5,
+    seed: int = 42,
+    mislabel_fraction: float = 0.03,
+) -> DemoScene:
+    """A demo scene with one acquisition every ``revisit_days`` in ``time_interval``
+    (both ends included), e.g. 73 frames for 2017 every 5 days."""
+    if revisit_days <= 0:
+        raise ValueError(f"revisit_days must be positive, got {revisit_days}.")
+    if not 0 <= mislabel_fraction < 1:
+        raise ValueError(f"mislabel_fraction must be in [0, 1), got {mislabel_fraction}.")
+    start, end = (pd.Timestamp(t) for t in time_interval)
+    if start.tzinfo is not None:
+        start = start.tz_convert("UTC").tz_localize(None)
+    if end.tzinfo is not None:
+        end = end.tz_convert("UTC").tz_localize(None)
+    times = pd.date_range(start.normalize(), end, freq=f"{int(revisit_days)}D")
+    if len(times) == 0:
+        raise ValueError(f"time_interval {time_interval} holds no acquisition date.")
+    times = pd.DatetimeIndex(times.values.astype("datetime64[ns]"))
+    return DemoScene(grid, times, int(seed), float(mislabel_fraction))
