@@ -1,0 +1,107 @@
+"""Figures for the modelling and prediction reports: confusion matrix and land-cover map.
+
+They build ``matplotlib.figure.Figure`` objects directly (no pyplot state, Agg rendering on
+save), so pipelines can return them to a ``MatplotlibDataset`` and tests run headless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import xarray as xr
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from perceptive.eo.legend import DEFAULT_LEGEND, LandCoverClass
+
+#: Largest side, in pixels, drawn by plot_lulc_map (bigger maps are subsampled).
+MAX_PLOT_PIXELS = 2000
+
+
+def plot_confusion_matrix(report: dict, title: str = "Confusion matrix (row-normalised)") -> Figure:
+    """Row-normalised confusion matrix (recall on the diagonal) of a classification report.
+
+    Axes: the matrix and its colour bar. Cells show the share (and count when small).
+    """
+    cm = report["confusion_matrix"]
+    counts = np.asarray(cm["matrix"], dtype=np.float64)
+    names = list(cm["names"])
+    row_sums = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, row_sums, out=np.zeros_like(counts), where=row_sums > 0)
+
+    n = len(names)
+    side = 2.5 + 0.6 * n
+    fig = Figure(figsize=(side + 1.5, side), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    oa = report.get("overall_accuracy")
+    kappa = report.get("kappa")
+    subtitle = f"OA {oa:.3f}" if oa is not None else ""
+    if kappa is not None:
+        subtitle += f", kappa {kappa:.3f}"
+    ax.set_title(f"{title}\n{subtitle}" if subtitle else title)
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j] == 0:
+                continue
+            colour = "white" if shares[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{shares[i, j]:.2f}", ha="center", va="center", color=colour, fontsize=8)
+    fig.colorbar(image, ax=ax, label="share of reference class")
+    return fig
+
+
+def plot_lulc_map(
+    lulc: xr.DataArray,
+    legend: Iterable[LandCoverClass] = DEFAULT_LEGEND,
+    title: str = "Land cover",
+) -> Figure:
+    """The land-cover map in legend colours, map coordinates on the axes, and a legend box
+    with one patch per class present in the map (nodata included only when present).
+
+    Maps larger than :data:`MAX_PLOT_PIXELS` per side are subsampled for drawing.
+    """
+    legend = tuple(legend)
+    step = max(1, int(np.ceil(max(lulc.sizes["y"], lulc.sizes["x"]) / MAX_PLOT_PIXELS)))
+    small = lulc.isel(y=slice(None, None, step), x=slice(None, None, step))
+    values = np.asarray(small.values).astype(np.int64)
+
+    colours = {c.id: c.colour for c in legend}
+    top_id = max(max(colours), int(values.max()) if values.size else 0)
+    table = ["#ff00ff"] * (top_id + 1)  # magenta: an id missing from the legend
+    for class_id, colour in colours.items():
+        table[class_id] = colour
+    cmap = ListedColormap(table)
+    norm = BoundaryNorm(np.arange(-0.5, top_id + 1.5), cmap.N)
+
+    x, y = np.asarray(lulc["x"].values), np.asarray(lulc["y"].values)
+    dx = float(x[1] - x[0]) if x.size > 1 else 1.0
+    dy = float(y[0] - y[1]) if y.size > 1 else dx
+    extent = (x[0] - dx / 2, x[-1] + dx / 2, y[-1] - dy / 2, y[0] + dy / 2)
+
+    fig = Figure(figsize=(9, 7), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(values, cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
+    ax.set_aspect("equal")
+    crs = getattr(lulc.rio, "crs", None) if hasattr(lulc, "rio") else None
+    unit = f" [{crs.to_string()}]" if crs is not None else ""
+    ax.set_xlabel(f"x{unit}")
+    ax.set_ylabel(f"y{unit}")
+    ax.ticklabel_format(style="plain", useOffset=False)
+    ax.set_title(title)
+
+    present = set(np.unique(values).tolist())
+    names = {c.id: c.name for c in legend}
+    handles = [
+        Patch(
+            facecolor=table[i], edgecolor="black", linewidth=0.5, label=names.get(i, f"class {i}")
+        )
+        for i in sorted(present)
+    ]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), title="class")
+    return fig

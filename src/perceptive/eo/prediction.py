@@ -1,0 +1,174 @@
+"""Applying a trained model to the whole features cube, chunk by chunk, and mapping areas.
+
+The cube may be far larger than memory, so the classifier runs lazily on each spatial chunk
+(dask ``map_blocks``): a chunk is reshaped to (pixels, features) in exactly the column order
+of :func:`perceptive.eo.sampling.feature_columns`, the order the model was trained on.
+Pixels with no valid feature at all get the nodata class and confidence 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from perceptive.eo.classifier import LulcModel
+from perceptive.eo.cube import attach_grid
+from perceptive.eo.grid import grid_of
+from perceptive.eo.legend import DEFAULT_LEGEND, NO_DATA, LandCoverClass
+from perceptive.eo.sampling import FEATURE_DIMS, feature_columns
+
+#: ``confidence`` is the winning class probability in percent (0–100, uint8); 0 = nodata.
+CONFIDENCE_SCALE = 100
+
+
+class PredictionError(ValueError):
+    """The model cannot be applied to this features cube."""
+
+
+def check_model_features(model: LulcModel, columns: list[str]) -> None:
+    """Raise a :class:`PredictionError` when the cube's feature columns are not the model's."""
+    if list(model.feature_names) == list(columns):
+        return
+    trained, given = list(model.feature_names), list(columns)
+    missing = [c for c in trained if c not in set(given)]
+    extra = [c for c in given if c not in set(trained)]
+    if not missing and not extra:
+        detail = "the same columns in a different order (time, feature order changed)"
+    else:
+        detail = (
+            f"{len(missing)} model column(s) missing from the cube (e.g. {missing[:3]}), "
+            f"{len(extra)} cube column(s) unknown to the model (e.g. {extra[:3]})"
+        )
+    raise PredictionError(
+        f"The model was trained on {len(trained)} feature columns but the cube has "
+        f"{len(given)}: {detail}. Was the model trained on another date grid or feature set? "
+        "Retrain it on samples from this features cube, or rebuild the cube with the "
+        "model's settings."
+    )
+
+
+def _classify_block(block: np.ndarray, model: LulcModel, nodata: int) -> np.ndarray:
+    """(time, feature, ny, nx) float32 → (2, ny, nx) uint8: [class id, confidence]."""
+    n_time, n_feat, ny, nx = block.shape
+    X = np.ascontiguousarray(
+        block.reshape(n_time * n_feat, ny * nx).T, dtype=np.float32
+    )  # (pixels, time*feature): C-order over (time, feature), as feature_columns
+    out = np.zeros((2, ny * nx), dtype=np.uint8)
+    out[0] = nodata
+    valid = ~np.all(np.isnan(X), axis=1)
+    if valid.any():
+        proba = model.predict_proba(X[valid])
+        best = np.argmax(proba, axis=1)
+        out[0, valid] = model.class_ids[best]
+        confidence = np.rint(proba[np.arange(len(best)), best] * CONFIDENCE_SCALE)
+        out[1, valid] = np.clip(confidence, 1, CONFIDENCE_SCALE).astype(np.uint8)
+    return out.reshape(2, ny, nx)
+
+
+def predict_map(features: xr.DataArray, model: LulcModel, nodata: int = NO_DATA) -> xr.Dataset:
+    """Classify every pixel of a (time, feature, y, x) features array.
+
+    Returns a Dataset on the same grid (x/y coords, CRS, transform) with ``lulc`` (y, x)
+    uint8 legend ids (``nodata`` where every feature is NaN) and ``confidence`` (y, x) uint8,
+    the winning class probability in percent (1–100; 0 = nodata). Lazy when ``features`` is
+    dask-backed: one task per spatial chunk, each needing the whole time series (chunks are
+    merged along time/feature if necessary). ``lulc`` and ``confidence`` share the tasks, so
+    compute/save them together (e.g. ``ds.compute()`` or one ``to_zarr``) to classify once.
+    """
+    if not isinstance(features, xr.DataArray) or set(features.dims) != set(FEATURE_DIMS):
+        raise PredictionError(
+            f"features must be an xarray.DataArray with dims {FEATURE_DIMS} "
+            "(features_cube['features'])."
+        )
+    features = features.transpose(*FEATURE_DIMS)
+    check_model_features(model, feature_columns(features))
+    if not 0 <= nodata <= 255:
+        raise PredictionError(f"nodata must fit uint8 (0..255), got {nodata}.")
+    if nodata != NO_DATA and np.isin(nodata, model.class_ids):
+        raise PredictionError(f"nodata {nodata} is also a class id of the model; pick another.")
+
+    data = features.data
+    if isinstance(data, da.Array):
+        if data.dtype != np.float32:
+            data = data.astype(np.float32)
+        data = data.rechunk({0: -1, 1: -1})
+        stacked = da.map_blocks(
+            _classify_block,
+            data,
+            model=model,
+            nodata=nodata,
+            dtype=np.uint8,
+            drop_axis=[0, 1],
+            new_axis=[0],
+            chunks=((2,), data.chunks[2], data.chunks[3]),
+            meta=np.empty((0, 0, 0), dtype=np.uint8),
+        )
+    else:
+        stacked = _classify_block(np.asarray(data, dtype=np.float32), model, nodata)
+
+    ds = xr.Dataset(
+        {"lulc": (("y", "x"), stacked[0]), "confidence": (("y", "x"), stacked[1])},
+        coords={"x": features["x"].values, "y": features["y"].values},
+    )
+    ds["lulc"].attrs.update(
+        long_name="land cover class id", nodata=nodata, class_ids=model.class_ids.tolist()
+    )
+    ds["confidence"].attrs.update(
+        long_name="probability of the predicted class", units="percent", nodata=0
+    )
+    return attach_grid(ds, grid_of(features))
+
+
+def class_areas(
+    lulc: np.ndarray | xr.DataArray,
+    pixel_area_m2: float | None = None,
+    legend: Iterable[LandCoverClass] = DEFAULT_LEGEND,
+    nodata: int = NO_DATA,
+) -> pd.DataFrame:
+    """Area per class of a map: ``class_id``, ``name``, ``pixels``, ``area_ha``, ``share``,
+    ``share_of_aoi``.
+
+    One row per legend class (plus any unknown id present). ``share`` is the fraction of the
+    *mapped* pixels (nodata excluded; NaN for the nodata row); ``share_of_aoi`` the fraction of
+    all pixels. ``pixel_area_m2`` defaults to the square of the x spacing of a DataArray.
+    Works on lazy (dask) maps chunk by chunk.
+    """
+    if pixel_area_m2 is None:
+        if not isinstance(lulc, xr.DataArray) or lulc.sizes.get("x", 0) < 2:
+            raise PredictionError("Give pixel_area_m2 (e.g. 100 for 10 m pixels).")
+        x = np.asarray(lulc["x"].values)
+        pixel_area_m2 = float(abs(x[1] - x[0])) ** 2
+    data = lulc.data if isinstance(lulc, xr.DataArray) else lulc
+    if isinstance(data, da.Array):
+        per_block = data.map_blocks(
+            lambda b: np.bincount(np.asarray(b, dtype=np.uint8).ravel(), minlength=256)[
+                None, None, :
+            ],
+            new_axis=2,
+            chunks=((1,) * data.numblocks[0], (1,) * data.numblocks[1], (256,)),
+            dtype=np.int64,
+        )
+        counts = np.asarray(per_block.sum(axis=(0, 1)).compute())
+    else:
+        counts = np.bincount(np.asarray(data, dtype=np.uint8).ravel(), minlength=256)
+    names = {c.id: c.name for c in legend}
+    ids = sorted(set(names) | set(np.flatnonzero(counts).tolist()))
+    pixels = counts[ids].astype(np.int64)
+    mapped = int(counts.sum() - counts[nodata])
+    total = int(counts.sum())
+    table = pd.DataFrame(
+        {
+            "class_id": np.asarray(ids, dtype=np.uint8),
+            "name": [names.get(i, f"class {i}") for i in ids],
+            "pixels": pixels,
+            "area_ha": pixels * pixel_area_m2 / 10_000.0,
+            "share": pixels / mapped if mapped else np.zeros(len(ids)),
+            "share_of_aoi": pixels / total if total else np.zeros(len(ids)),
+        }
+    )
+    table.loc[table["class_id"] == nodata, "share"] = np.nan
+    return table

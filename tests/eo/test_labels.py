@@ -1,0 +1,127 @@
+import geopandas as gpd
+import numpy as np
+import pytest
+from pyproj import CRS
+from shapely.geometry import box
+
+from perceptive.eo.grid import Grid
+from perceptive.eo.labels import LabelError, erode_labels, rasterize_labels
+from perceptive.eo.legend import DEFAULT_LEGEND
+
+UTM = CRS.from_epsg(32633)
+# 6 x 4 px grid of 10 m pixels, top-left corner (500000, 5000040)
+GRID = Grid(UTM, 500000.0, 5000040.0, 10.0, width=6, height=4)
+
+
+def frame(geoms, ids, crs=UTM, column="class_id"):
+    return gpd.GeoDataFrame({column: ids}, geometry=geoms, crs=crs)
+
+
+def test_rasterize_pixel_centre_rule():
+    # polygon A covers columns 0-1 fully and the *left 40 %* of column 2 (centre not inside)
+    a = box(500000, 5000000, 500024, 5000040)
+    # polygon B covers rows 0-1 of columns 4-5, plus 60 % of column 3 (centre inside)
+    b = box(500034, 5000020, 500060, 5000040)
+    out = rasterize_labels(frame([a, b], [2, 5]), GRID)
+    expected = np.array(
+        [
+            [2, 2, 0, 5, 5, 5],
+            [2, 2, 0, 5, 5, 5],
+            [2, 2, 0, 0, 0, 0],
+            [2, 2, 0, 0, 0, 0],
+        ],
+        dtype=np.uint8,
+    )
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_rasterize_reprojects_from_wgs84():
+    poly = box(500000, 5000000, 500060, 5000040)  # the whole grid
+    wgs = frame([poly], [3]).to_crs(4326)
+    out = rasterize_labels(wgs, GRID)
+    # reprojection is not exact at the edges, but the inner pixels must be burnt
+    assert (out[1:-1, 1:-1] == 3).all()
+    assert set(np.unique(out)) <= {0, 3}
+
+
+def test_rasterize_other_column_and_legend_ok():
+    out = rasterize_labels(
+        frame([box(500000, 5000000, 500060, 5000040)], [1], column="lc"),
+        GRID,
+        class_column="lc",
+        legend=DEFAULT_LEGEND,
+    )
+    assert (out == 1).all()
+
+
+def test_error_no_crs():
+    gdf = gpd.GeoDataFrame({"class_id": [1]}, geometry=[box(0, 0, 1, 1)])
+    with pytest.raises(LabelError, match="no CRS"):
+        rasterize_labels(gdf, GRID)
+
+
+def test_error_missing_column_lists_available():
+    gdf = frame([box(500000, 5000000, 500010, 5000010)], [1], column="code")
+    with pytest.raises(LabelError, match=r"no column 'class_id'.*\['code'\]"):
+        rasterize_labels(gdf, GRID)
+
+
+def test_error_ids_out_of_range():
+    gdf = frame([box(500000, 5000000, 500010, 5000010)], [300])
+    with pytest.raises(LabelError, match="outside 0..255"):
+        rasterize_labels(gdf, GRID)
+
+
+def test_error_ids_not_in_legend():
+    gdf = frame([box(500000, 5000000, 500010, 5000010)], [42])
+    with pytest.raises(LabelError, match=r"\[42\] .*not in the legend"):
+        rasterize_labels(gdf, GRID, legend=DEFAULT_LEGEND)
+
+
+def test_error_no_intersection_gives_both_bounds():
+    gdf = frame([box(600000, 5000000, 600010, 5000010)], [1])
+    with pytest.raises(LabelError, match=r"600000.0.*500000.0, 5000000.0, 500060.0, 5000040.0"):
+        rasterize_labels(gdf, GRID)
+
+
+def test_error_empty():
+    gdf = gpd.GeoDataFrame({"class_id": []}, geometry=[], crs=UTM)
+    with pytest.raises(LabelError, match="empty"):
+        rasterize_labels(gdf, GRID)
+
+
+def test_erode_radius_one_drops_boundaries():
+    labels = np.array(
+        [
+            [1, 1, 1, 1, 2, 2],
+            [1, 1, 1, 1, 2, 2],
+            [1, 1, 1, 1, 2, 2],
+            [0, 0, 1, 1, 2, 2],
+        ],
+        dtype=np.uint8,
+    )
+    expected = np.array(
+        [
+            [1, 1, 1, 0, 0, 2],
+            [1, 1, 1, 0, 0, 2],
+            [0, 0, 1, 0, 0, 2],
+            [0, 0, 0, 0, 0, 2],
+        ],
+        dtype=np.uint8,
+    )
+    out = erode_labels(labels, radius=1)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(erode_labels(labels, radius=0), labels)
+
+
+def test_erode_radius_two_uses_a_disk():
+    labels = np.ones((7, 7), dtype=np.uint8)
+    labels[0, 0] = 3  # a corner pixel of another class
+    out = erode_labels(labels, radius=2)
+    # disk of radius 2 reaches (0,0) from (0,2),(1,1),(2,0) but not from (1,2)/(2,1)/(2,2)
+    assert out[0, 2] == 0 and out[1, 1] == 0 and out[2, 0] == 0
+    assert out[1, 2] == 1 and out[2, 1] == 1 and out[2, 2] == 1
+    assert out[0, 0] == 0
+    assert out[6, 6] == 1  # far from the intruder, raster border not an edge

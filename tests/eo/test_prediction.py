@@ -1,0 +1,152 @@
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from matplotlib.figure import Figure
+from pyproj import CRS
+
+from perceptive.eo.accuracy import classification_report
+from perceptive.eo.classifier import train_model
+from perceptive.eo.cube import attach_grid
+from perceptive.eo.grid import Grid, grid_of
+from perceptive.eo.legend import DEFAULT_LEGEND
+from perceptive.eo.plots import plot_confusion_matrix, plot_lulc_map
+from perceptive.eo.prediction import PredictionError, class_areas, predict_map
+from perceptive.eo.sampling import feature_columns, sample_pixels
+
+FAST_LGBM = {
+    "class": "lightgbm.LGBMClassifier",
+    "kwargs": {"n_estimators": 30, "num_leaves": 7, "n_jobs": 1, "verbose": -1, "random_state": 0},
+}
+H, W = 32, 40
+GRID = Grid(CRS.from_epsg(32633), 500000.0, 5000000.0, 10.0, W, H)
+
+
+def truth_pattern() -> np.ndarray:
+    """Quadrants of classes 1, 2, 5, 8."""
+    truth = np.empty((H, W), np.uint8)
+    truth[: H // 2, : W // 2] = 1
+    truth[: H // 2, W // 2 :] = 2
+    truth[H // 2 :, : W // 2] = 5
+    truth[H // 2 :, W // 2 :] = 8
+    return truth
+
+
+def make_cube(truth: np.ndarray, n_time=3, seed=0) -> xr.DataArray:
+    """Each class has its own signature on a *single* (time, feature) channel, so the model
+    only reproduces the map if prediction flattens columns in the training order."""
+    rng = np.random.default_rng(seed)
+    names = ["B04", "B08", "NDVI"]
+    values = rng.normal(scale=0.05, size=(n_time, len(names), H, W)).astype(np.float32)
+    channel = {1: (0, 1), 2: (1, 0), 5: (2, 2), 8: (n_time - 1, 1)}
+    for class_id, (t, f) in channel.items():
+        values[t, f][truth == class_id] += 3.0
+    values[:, :, 0, :5] = np.nan  # never-valid pixels
+    values[1, :, 5, 5] = np.nan  # partly valid pixel
+    arr = xr.DataArray(
+        values,
+        dims=("time", "feature", "y", "x"),
+        coords={"time": pd.date_range("2017-01-01", periods=n_time, freq="16D"), "feature": names},
+    )
+    return attach_grid(arr, GRID).chunk({"time": -1, "feature": -1, "y": 16, "x": 16})
+
+
+@pytest.fixture(scope="module")
+def trained():
+    truth = truth_pattern()
+    cube = make_cube(truth)
+    samples = sample_pixels(cube, truth, n_samples=600, block_size=8, seed=0)
+    return truth, cube, samples, train_model(samples, FAST_LGBM)
+
+
+def test_model_reproduces_pattern_and_nodata(trained):
+    truth, cube, _, model = trained
+    ds = predict_map(cube, model)
+    assert ds["lulc"].dtype == np.uint8 and ds["confidence"].dtype == np.uint8
+    assert ds["lulc"].dims == ("y", "x")
+    lulc, conf = ds["lulc"].values, ds["confidence"].values
+    assert (lulc[0, :5] == 0).all() and (conf[0, :5] == 0).all()
+    expected = truth.copy()
+    expected[0, :5] = 0
+    assert (lulc == expected).mean() > 0.99
+    valid = expected != 0
+    assert conf[valid].min() >= 1 and conf[valid].max() <= 100
+    assert lulc[5, 5] != 0  # partly valid pixels are classified
+
+
+def test_keeps_grid_and_crs(trained):
+    _, cube, _, model = trained
+    ds = predict_map(cube, model)
+    np.testing.assert_array_equal(ds["x"], cube["x"])
+    np.testing.assert_array_equal(ds["y"], cube["y"])
+    assert ds.rio.crs == cube.rio.crs
+    assert grid_of(ds) == GRID
+    assert ds["lulc"].rio.nodata == 0
+
+
+def test_lazy_equals_eager(trained):
+    _, cube, _, model = trained
+    lazy = predict_map(cube, model)
+    assert lazy["lulc"].chunks is not None  # nothing computed yet
+    eager = predict_map(cube.compute(), model)
+    assert eager["lulc"].chunks is None
+    xr.testing.assert_identical(lazy.compute(), eager)
+
+
+def test_column_order_must_match(trained):
+    _, cube, samples, model = trained
+    assert model.feature_names == feature_columns(cube)
+    reordered = cube.isel(feature=[2, 0, 1])
+    with pytest.raises(PredictionError, match="different order"):
+        predict_map(reordered, model)
+    other_dates = cube.assign_coords(time=cube["time"] + np.timedelta64(1, "D"))
+    with pytest.raises(PredictionError, match="another date grid"):
+        predict_map(other_dates, model)
+    # a transposed input is fine: predict_map reorders the dims itself
+    ds = predict_map(cube.transpose("y", "x", "feature", "time"), model)
+    assert ds["lulc"].shape == (H, W)
+
+
+def test_class_areas(trained):
+    truth, cube, _, model = trained
+    lulc = np.zeros((4, 5), np.uint8)
+    lulc[:, :2] = 2
+    lulc[0, 2:] = 5
+    table = class_areas(lulc, pixel_area_m2=100.0)
+    assert list(table.columns) == [
+        "class_id", "name", "pixels", "area_ha", "share", "share_of_aoi"
+    ]  # fmt: skip
+    assert len(table) == len(DEFAULT_LEGEND)
+    forest = table.set_index("class_id").loc[2]
+    assert forest["pixels"] == 8 and forest["area_ha"] == pytest.approx(0.08)
+    assert forest["share"] == pytest.approx(8 / 11)
+    assert forest["share_of_aoi"] == pytest.approx(8 / 20)
+    assert np.isnan(table.set_index("class_id").loc[0, "share"])
+    # lazy DataArray, pixel area from the coordinates
+    lazy = predict_map(cube, model)["lulc"]
+    from_lazy = class_areas(lazy)
+    eager_counts = np.bincount(lazy.values.ravel(), minlength=11)
+    np.testing.assert_array_equal(from_lazy["pixels"], eager_counts[from_lazy["class_id"]])
+    assert from_lazy["area_ha"].sum() == pytest.approx(H * W * 100 / 10_000)
+
+
+def test_plots(trained):
+    _, cube, samples, model = trained
+    val = samples[samples["split"] == "validation"]
+    report = classification_report(
+        val["label"], model.predict(val[model.feature_names].to_numpy(np.float32))
+    )
+    fig = plot_confusion_matrix(report)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2  # matrix + colour bar
+    n = len(report["confusion_matrix"]["labels"])
+    assert len(fig.axes[0].get_xticklabels()) == n
+    lulc = predict_map(cube, model)["lulc"]
+    fig = plot_lulc_map(lulc, DEFAULT_LEGEND)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    legend_box = fig.axes[0].get_legend()
+    # classes 1, 2, 5, 8 and no data (present in the corner)
+    assert [t.get_text() for t in legend_box.get_texts()] == [
+        "no data", "cultivated land", "forest", "water", "artificial surface"
+    ]  # fmt: skip
+    assert len(legend_box.get_patches()) == 5
