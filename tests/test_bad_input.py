@@ -13,7 +13,7 @@ from tests.conftest import run_kedro
         (
             {"aoi": {"geometry": {"type": "Polygon",
                                   "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]},
-                     "crs": "EPSG:32633"}},
+                     "crs": "EPSG:32633", "bbox": None}},
             "invalid",
         ),
         ({"time_interval": ["2017-12-31", "2017-01-01"]}, "reversed.*swap"),

@@ -18,7 +18,9 @@ GRID = Grid(rasterio.crs.CRS.from_epsg(32633), 500000.0, 5100000.0, 10.0, 40, 30
 
 
 def _cube():
-    bands = da.arange(2 * 13 * 30 * 40, dtype="uint16").reshape(2, 13, 30, 40).rechunk((2, 13, 16, 16))
+    bands = (
+        da.arange(2 * 13 * 30 * 40, dtype="uint16").reshape(2, 13, 30, 40).rechunk((2, 13, 16, 16))
+    )
     return make_l1c_cube(bands, ["2017-01-01", "2017-01-06"], GRID)
 
 
@@ -48,7 +50,9 @@ def test_failed_save_leaves_no_version_behind(tmp_path):
         raise RuntimeError("disk on fire")
 
     broken = _cube().copy()
-    broken["bands"] = broken["bands"].copy(data=broken["bands"].data.map_blocks(explode, dtype="uint16"))
+    broken["bands"] = broken["bands"].copy(
+        data=broken["bands"].data.map_blocks(explode, dtype="uint16")
+    )
     dataset = ZarrDataset(filepath=str(path), version=Version(None, "2017-01-01T00.00.00.000Z"))
     with pytest.raises(DatasetError, match="disk on fire"):
         dataset.save(broken)
@@ -82,7 +86,9 @@ def test_geotiff_keeps_crs_transform_nodata_and_colours(tmp_path):
 
 
 def test_vector_round_trip_keeps_crs(tmp_path):
-    frame = gpd.GeoDataFrame({"class_id": [1, 2]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs=32633)
+    frame = gpd.GeoDataFrame(
+        {"class_id": [1, 2]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs=32633
+    )
     dataset = VectorDataset(filepath=str(tmp_path / "labels.gpkg"), version=Version(None, "v1"))
     dataset.save(frame)
     back = VectorDataset(filepath=str(tmp_path / "labels.gpkg"), version=Version("v1", None)).load()

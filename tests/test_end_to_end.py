@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+from scipy import ndimage
 
-from perceptive.eo.cube import S2_BANDS, reflectance
+from perceptive.eo.cube import S2_BANDS
 from perceptive.eo.grid import aoi_geometry, grid_for_aoi, grid_of
 from perceptive.eo.interpolation import date_grid
 from perceptive.sources.demo import demo_scene
@@ -59,32 +60,41 @@ def test_l1c_cube_schema(small_run):
 
 
 def test_cloud_mask_finds_the_demo_clouds(small_run):
+    """Against the generator's truth: clouds are found, and clear land far from any cloud is
+    left alone (at 160 m plus dilation, a mask spills a block or two past a cloud's edge)."""
     _, catalog = small_run
     masks = catalog.load("masks_cube")
-    truth = _scene().truth(tile_size=128)
+    truth = _scene().truth(tile_size=128).compute()
     found = masks["cloud_mask"].values
-    cloud = truth["cloud"].values
-    clear = ~(cloud | truth["cirrus"].values | truth["shadow"].values) & ~truth["no_data"].values
-    recall = (found & cloud).sum() / cloud.sum()
-    false_alarms = (found & clear).sum() / clear.sum()
+    cloud, cirrus = truth["cloud"].values, truth["cirrus"].values
+    snow, no_data = truth["snow"].values, truth["no_data"].values
     assert cloud.sum() > 0.05 * cloud.size  # the demo has real clouds to find
-    assert recall > 0.85, recall
-    assert false_alarms < 0.1, false_alarms
-    # no-data pixels are never valid
-    assert not (masks["is_valid"].values & truth["no_data"].values).any()
+
+    recall = (found & cloud).sum() / cloud.sum()
+    precision = (found & (cloud | cirrus)).sum() / (found & ~snow).sum()
+    near_cloud = np.stack([ndimage.binary_dilation(c, iterations=40) for c in cloud | cirrus])
+    far_clear = ~near_cloud & ~no_data & ~snow
+    false_alarms = (found & far_clear).sum() / far_clear.sum()
+    assert recall > 0.95, recall
+    assert precision > 0.8, precision
+    assert false_alarms < 0.05, false_alarms
+    assert not (masks["is_valid"].values & no_data).any()  # no-data pixels are never valid
 
 
 def test_features_are_the_valid_observations_interpolated(small_run):
     """Recompute one pixel's NDVI by hand from the L1C digital numbers and the valid mask."""
     _, catalog = small_run
     l1c, masks = catalog.load("l1c_cube"), catalog.load("masks_cube")
-    features = catalog.load("features_cube")["features"]
+    features_cube = catalog.load("features_cube")
+    features = features_cube["features"]
     dates = date_grid("2017-01-01", "2017-12-31", 16)
-    assert features.sizes["time"] == 23 and (pd.DatetimeIndex(features["time"].values) == dates).all()
+    assert (
+        features.sizes["time"] == 23 and (pd.DatetimeIndex(features["time"].values) == dates).all()
+    )
     assert list(features["feature"].values) == [
         "B02", "B03", "B04", "B08", "B11", "B12", "NDVI", "NDWI", "NORM",
     ]  # fmt: skip
-    kept = pd.DatetimeIndex(features.attrs["frames_used"])
+    kept = pd.DatetimeIndex(features_cube.attrs["frames_used"])
     rng = np.random.default_rng(0)
     for row, col in rng.integers(0, 256, size=(5, 2)):
         dn = l1c["bands"][:, :, row, col].values.astype(float)
@@ -129,7 +139,9 @@ def test_lulc_map_is_georeferenced_like_the_cube(small_run):
 
 def test_one_link_reruns_on_the_latest_inputs(small_run, tmp_path):
     data_root, _ = small_run
-    run_kedro(data_root, ["modelling"], **SMALL_RUN, classifier={"kwargs": {"n_estimators": 20}})
+    run_kedro(
+        data_root, ["modelling"], **{**SMALL_RUN, "classifier": {"kwargs": {"n_estimators": 20}}}
+    )
     models = sorted(p.name for p in (data_root / "06_models" / "model.pkl").iterdir())
     assert len(models) == 2
     samples = list((data_root / "05_model_input" / "samples.parquet").iterdir())
@@ -143,5 +155,7 @@ def test_missing_input_names_the_pipeline_to_run_first(tmp_path):
 
 def test_missing_pinned_version_lists_the_saved_ones(small_run):
     data_root, _ = small_run
-    with pytest.raises(Exception, match=r"no version '2001-01-01T00.00.00.000Z'.*Saved versions: 20"):
+    with pytest.raises(
+        Exception, match=r"no version '2001-01-01T00.00.00.000Z'.*Saved versions: 20"
+    ):
         run_kedro(data_root, ["prediction"], load_versions={"model": "2001-01-01T00.00.00.000Z"})

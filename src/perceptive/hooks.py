@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 from kedro.framework.hooks import hook_impl
@@ -47,11 +48,13 @@ class InputCheckHooks:
 
 
 def _producing_pipeline(name: str) -> str:
-    from kedro.framework.project import pipelines
+    """The link whose outputs include ``name`` (``kedro run --pipeline X`` loads only X)."""
+    from perceptive.pipeline_registry import LINKS
 
-    for pipeline_name, pipeline in pipelines.items():
-        if pipeline_name != "__default__" and name in pipeline.all_outputs():
-            return pipeline_name
+    for link in LINKS:
+        module = importlib.import_module(f"perceptive.pipelines.{link}")
+        if name in module.create_pipeline().all_outputs():
+            return link
     return "__default__"
 
 

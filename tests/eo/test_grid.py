@@ -33,7 +33,12 @@ def test_projected_bbox_keeps_its_exact_size():
         ({"bbox": [10, 0, 10, 5], "crs": "EPSG:32633"}, "no area"),
         ({"bbox": [1, 2, 3], "crs": "EPSG:32633"}, r"\[minx, miny, maxx, maxy\]"),
         (
-            {"geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}},
+            {
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]],
+                }
+            },
             "invalid.*make_valid",
         ),
         ({"geometry": {"type": "Point", "coordinates": [14.5, 46.0]}}, "no area"),

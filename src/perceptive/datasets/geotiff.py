@@ -32,7 +32,9 @@ class GeoTiffDataset(LocalVersionedDataset[xr.DataArray]):
         if not isinstance(data, xr.DataArray) or data.dims != ("y", "x"):
             raise DatasetError("GeoTiffDataset saves a (y, x) xarray.DataArray.")
         if data.rio.crs is None:
-            raise DatasetError("The map has no CRS; write one with .rio.write_crs(...) before saving.")
+            raise DatasetError(
+                "The map has no CRS; write one with .rio.write_crs(...) before saving."
+            )
         array = np.asarray(data.values)
         profile = {
             "driver": "GTiff",

@@ -29,7 +29,9 @@ class ZarrDataset(LocalVersionedDataset[xr.Dataset]):
         self._progress = progress
 
     def _read(self, path: Path) -> xr.Dataset:
-        return xr.open_zarr(path, **{"consolidated": True, **self._load_args})
+        # decode_coords="all" brings back spatial_ref (the CRS) as a coordinate
+        args = {"consolidated": True, "decode_coords": "all", **self._load_args}
+        return xr.open_zarr(path, **args)
 
     def _write(self, data: xr.Dataset, path: Path) -> None:
         if not isinstance(data, xr.Dataset):
@@ -42,4 +44,3 @@ class ZarrDataset(LocalVersionedDataset[xr.Dataset]):
         args = {"consolidated": True, "mode": "w-", **self._save_args}
         with ProgressBar(minimum=2) if self._progress else nullcontext():
             data.to_zarr(str(path), **args)
-

@@ -88,7 +88,9 @@ def validate_cube(
                 "(widen time_interval or raise max_cloud_cover)."
             )
         if not times.is_monotonic_increasing or not times.is_unique:
-            raise CubeError(f"{name}.time must be sorted and unique; sort it and merge same-day frames.")
+            raise CubeError(
+                f"{name}.time must be sorted and unique; sort it and merge same-day frames."
+            )
     if bands is not None:
         have = [str(b) for b in ds["band"].values]
         missing = [b for b in bands if b not in have]
@@ -123,9 +125,7 @@ def reflectance(bands: xr.DataArray) -> xr.DataArray:
 def validate_masks_cube(ds: xr.Dataset) -> xr.Dataset:
     """Check a masks cube: bool data / cloud / valid masks per frame."""
     mask = (("time", "y", "x"), "bool")
-    return validate_cube(
-        ds, "masks_cube", {"is_data": mask, "cloud_mask": mask, "is_valid": mask}
-    )
+    return validate_cube(ds, "masks_cube", {"is_data": mask, "cloud_mask": mask, "is_valid": mask})
 
 
 def validate_features_cube(ds: xr.Dataset) -> xr.Dataset:

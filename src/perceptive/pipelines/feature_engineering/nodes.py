@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 #: Temporal interpolation methods, by the name used in parameters (interpolation.method).
 INTERPOLATIONS = {"linear": linear_interpolation}
 
+
 def compute_masks(l1c_cube: xr.Dataset, cloud_masking: dict) -> xr.Dataset:
     """Cloud probability and mask (s2cloudless), data mask and valid mask for every frame."""
     validate_l1c_cube(l1c_cube)

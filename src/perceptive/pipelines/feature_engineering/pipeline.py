@@ -16,8 +16,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.compute_features,
-                ["l1c_cube", "masks_cube", "params:features", "params:min_valid_fraction",
-                 "params:interpolation", "params:time_interval"],
+                [
+                    "l1c_cube",
+                    "masks_cube",
+                    "params:features",
+                    "params:min_valid_fraction",
+                    "params:interpolation",
+                    "params:time_interval",
+                ],
                 "features_cube",
                 name="compute_features",
             ),  # fmt: skip

@@ -44,7 +44,9 @@ def define_aoi(aoi: dict, resolution: float, tile_size: int) -> tuple[Grid, gpd.
     tiles = []
     for row in range(0, grid.height, tile_size):
         for col in range(0, grid.width, tile_size):
-            sub = grid.window(row, col, min(tile_size, grid.height - row), min(tile_size, grid.width - col))
+            sub = grid.window(
+                row, col, min(tile_size, grid.height - row), min(tile_size, grid.width - col)
+            )
             tiles.append({"tile_id": f"r{row // tile_size:03d}c{col // tile_size:03d}",
                           "row_off": row, "col_off": col, "height": sub.height, "width": sub.width,
                           "geometry": box(*sub.bounds)})  # fmt: skip

@@ -16,6 +16,7 @@ from perceptive.eo.sampling import sample_pixels
 
 log = logging.getLogger(__name__)
 
+
 def rasterize_reference(
     features_cube: xr.Dataset, reference_labels: gpd.GeoDataFrame, reference: dict, legend
 ) -> xr.DataArray:
