@@ -41,7 +41,7 @@ class InputCheckHooks:
                     f"--load-versions {name}:VERSION, or drop the pin to use the newest."
                 )
             raise MissingInputError(
-                f"Input {name!r} has no saved version ({dataset}). Run "
+                f"Input {name!r} has no saved version under {_where(dataset)}. Run "
                 f"`kedro run --pipeline {producer}` first to produce it, or plain `kedro run` "
                 "for the whole workflow."
             )
@@ -56,6 +56,11 @@ def _producing_pipeline(name: str) -> str:
         if name in module.create_pipeline().all_outputs():
             return link
     return "__default__"
+
+
+def _where(dataset) -> str:
+    describe = getattr(dataset, "_describe", dict)()
+    return str(describe.get("filepath", dataset))
 
 
 def _versions(dataset) -> list[str]:
