@@ -31,6 +31,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from perceptive.eo.cube import QUANTIFICATION, S2_BANDS
+from perceptive.eo.grid import grid_of
 from perceptive.eo.valid_data import data_mask
 
 logger = logging.getLogger(__name__)
@@ -54,15 +55,6 @@ def _pixel_probability(pixels: np.ndarray, detector) -> np.ndarray:
     if pixels.shape[0] == 0:
         return np.zeros(0, np.float32)
     return detector.get_cloud_probability_maps(pixels[np.newaxis, :, np.newaxis, :])[0, :, 0]
-
-
-def _resolution(l1c: xr.Dataset) -> float:
-    x, y = np.asarray(l1c["x"]), np.asarray(l1c["y"])
-    if x.size > 1:
-        return float(abs(x[1] - x[0]))
-    if y.size > 1:
-        return float(abs(y[0] - y[1]))
-    raise ValueError("Cannot infer the cube resolution from a 1x1 pixel cube.")
 
 
 def _ordered_bands(l1c: xr.Dataset) -> xr.DataArray:
@@ -235,7 +227,7 @@ def cloud_masks(
         raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
     if (average_over or 0) < 0 or (dilation_size or 0) < 0:
         raise ValueError("average_over and dilation_size must be >= 0 (0 = skip that step).")
-    resolution = _resolution(l1c)
+    resolution = grid_of(l1c).resolution
     ratio = processing_resolution / resolution
     factor = round(ratio)
     if factor < 1 or not math.isclose(ratio, factor, rel_tol=1e-6):

@@ -167,6 +167,8 @@ def grid_for_aoi(
 def grid_of(ds) -> Grid:
     """The grid of a cube (an xarray object with x/y pixel-centre coordinates and a CRS)."""
     x, y = np.asarray(ds["x"]), np.asarray(ds["y"])
+    if x.size < 2 and y.size < 2:
+        raise GridError("Cannot infer the pixel size of a 1 x 1 pixel cube.")
     res = float(x[1] - x[0]) if x.size > 1 else float(y[0] - y[1])
     return Grid(
         CRS.from_user_input(ds.rio.crs),

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from perceptive.eo.classifier import LulcModel
 from perceptive.eo.cube import validate_features_cube
+from perceptive.eo.grid import grid_of
 from perceptive.eo.legend import legend_from_config, map_attrs
 from perceptive.eo.plots import plot_lulc_map
 from perceptive.eo.prediction import class_areas, predict_map
@@ -37,7 +38,7 @@ def predict(
 def summarise(lulc_map: xr.DataArray, legend) -> tuple[pd.DataFrame, Figure]:
     """Area per class and a picture of the map."""
     legend = legend_from_config(legend)
-    res = abs(float(lulc_map["x"][1] - lulc_map["x"][0]))
-    areas = class_areas(lulc_map, res * res, legend)
+    resolution = grid_of(lulc_map).resolution
+    areas = class_areas(lulc_map, resolution * resolution, legend)
     log.info("Class areas (ha):\n%s", areas.to_string(index=False))
     return areas, plot_lulc_map(lulc_map, legend)
