@@ -11,10 +11,6 @@ class LandCoverClass:
     name: str
     colour: str  # "#rrggbb"
 
-    @property
-    def rgb(self) -> tuple[int, int, int]:
-        return tuple(int(self.colour[i : i + 2], 16) for i in (1, 3, 5))
-
 
 #: id 0 is "no data": never a training label, the nodata value of every map.
 DEFAULT_LEGEND: tuple[LandCoverClass, ...] = (
@@ -57,5 +53,5 @@ def map_attrs(legend=DEFAULT_LEGEND) -> dict:
     return {
         "nodata": NO_DATA,
         "colormap": {c.id: c.colour for c in legend},
-        "class_names": {c.id: c.name for c in legend},
+        "class_names": class_names(legend),
     }
