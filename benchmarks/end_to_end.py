@@ -1,6 +1,6 @@
 """Time `kedro run` on the demo AOI, pipeline by pipeline: wall time and peak memory.
 
-Each pipeline runs as its own `kedro run --pipeline NAME` process (reading the versions the
+Each pipeline runs as its own `kedro run --pipelines NAME` process (reading the versions the
 previous one wrote) in a temporary data folder, so its peak resident memory is its own.
 
     python benchmarks/end_to_end.py [--size 512] [--tile-size 256] [--pipelines a,b] [--keep]
@@ -43,7 +43,7 @@ def machine() -> str:
 def run(pipeline: str, config: Path) -> tuple[float, float, int]:
     """(wall seconds, peak RSS GiB, exit code) of one `kedro run` process."""
     kedro = Path(sys.executable).with_name("kedro")
-    cmd = [str(kedro), "run", "--pipeline", pipeline, "--config", str(config)]
+    cmd = [str(kedro), "run", "--pipelines", pipeline, "--config", str(config)]
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     start = time.perf_counter()
     with open(os.devnull, "w") as quiet:

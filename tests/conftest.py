@@ -19,7 +19,7 @@ SMALL_RUN = {
     "aoi": SMALL_AOI,
     "tile_size": 128,
     "sampling": {"n_samples": 12000, "block_size": 32},
-    "classifier": {"kwargs": {"n_estimators": 80}},
+    "classifier": {"n_estimators": 80},
 }
 
 

@@ -8,7 +8,7 @@ from tests.conftest import run_kedro
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"source": "planet"}, r"Unknown source 'planet'.*demo"),
+        ({"source": {"method": "planet"}}, r"unknown source method 'planet'.*demo"),
         ({"aoi": {"bbox": [500000, 5100000, 500000, 5100100], "crs": "EPSG:32633"}}, "no area"),
         (
             {"aoi": {"geometry": {"type": "Polygon",

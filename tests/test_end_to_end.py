@@ -139,18 +139,23 @@ def test_lulc_map_is_georeferenced_like_the_cube(small_run):
 
 def test_one_link_reruns_on_the_latest_inputs(small_run, tmp_path):
     data_root, _ = small_run
-    run_kedro(
-        data_root, ["modelling"], **{**SMALL_RUN, "classifier": {"kwargs": {"n_estimators": 20}}}
-    )
+    run_kedro(data_root, ["modelling"], **{**SMALL_RUN, "classifier": {"n_estimators": 20}})
     models = sorted(p.name for p in (data_root / "06_models" / "model.pkl").iterdir())
     assert len(models) == 2
     samples = list((data_root / "05_model_input" / "samples.parquet").iterdir())
     assert len(samples) == 1  # upstream untouched
 
 
-def test_missing_input_names_the_pipeline_to_run_first(tmp_path):
-    with pytest.raises(Exception, match=r"features_cube.*kedro run --pipeline feature_engineering"):
+def test_missing_input_names_the_whole_chain_to_run_first(tmp_path):
+    with pytest.raises(
+        Exception, match=r"features_cube.*kedro run --pipelines ingestion,feature_engineering`"
+    ):
         run_kedro(tmp_path, ["sampling"])
+    with pytest.raises(
+        Exception,
+        match=r"--pipelines ingestion,feature_engineering,sampling,modelling`",
+    ):
+        run_kedro(tmp_path, ["prediction"])
 
 
 def test_missing_pinned_version_lists_the_saved_ones(small_run):

@@ -19,8 +19,8 @@ class MissingInputError(RuntimeError):
 class InputCheckHooks:
     """Checks, before any node runs, that every input read from disk exists.
 
-    Without it, ``kedro run --pipeline sampling`` on a fresh project fails deep inside a
-    load with a bare "no versions found"; here the message names the pipeline to run first.
+    Without it, ``kedro run --pipelines sampling`` on a fresh project fails deep inside a
+    load with a bare "no versions found"; here the message names the pipelines to run first.
     """
 
     @hook_impl
@@ -31,7 +31,6 @@ class InputCheckHooks:
                 continue
             if catalog.exists(name):
                 continue
-            producer = _producing_pipeline(name)
             dataset = catalog.get(name)
             if name in pinned:
                 versions = _versions(dataset)
@@ -40,22 +39,47 @@ class InputCheckHooks:
                     f"{', '.join(versions[:5]) or 'none'}. Pin one of them with "
                     f"--load-versions {name}:VERSION, or drop the pin to use the newest."
                 )
+            chain = _pipelines_to_run_first(name, catalog)
             raise MissingInputError(
                 f"Input {name!r} has no saved version under {_where(dataset)}. Run "
-                f"`kedro run --pipeline {producer}` first to produce it, or plain `kedro run` "
-                "for the whole workflow."
+                f"`kedro run --pipelines {','.join(chain)}` first to produce it, or plain "
+                "`kedro run` for the whole workflow."
             )
 
 
-def _producing_pipeline(name: str) -> str:
-    """The link whose outputs include ``name`` (``kedro run --pipeline X`` loads only X)."""
+def _producing_pipeline(name: str) -> str | None:
+    """The link whose outputs include ``name`` (``kedro run --pipelines X`` loads only X)."""
     from perceptive.pipeline_registry import LINKS
 
     for link in LINKS:
-        module = importlib.import_module(f"perceptive.pipelines.{link}")
-        if name in module.create_pipeline().all_outputs():
+        if name in _link_pipeline(link).all_outputs():
             return link
-    return "__default__"
+    return None
+
+
+def _pipelines_to_run_first(name: str, catalog: DataCatalog) -> list[str]:
+    """Every link, in workflow order, needed to produce ``name`` from what is saved: the
+    producer of ``name`` and, recursively, the producers of its own missing inputs."""
+    from perceptive.pipeline_registry import LINKS
+
+    needed: set[str] = set()
+    todo = [name]
+    while todo:
+        link = _producing_pipeline(todo.pop())
+        if link is None or link in needed:
+            continue
+        needed.add(link)
+        todo += [
+            upstream
+            for upstream in _link_pipeline(link).inputs()
+            if not upstream.startswith("params:") and upstream in catalog
+            and not catalog.exists(upstream)
+        ]  # fmt: skip
+    return [link for link in LINKS if link in needed] or ["__default__"]
+
+
+def _link_pipeline(link: str) -> Pipeline:
+    return importlib.import_module(f"perceptive.pipelines.{link}").create_pipeline()
 
 
 def _where(dataset) -> str:

@@ -1,13 +1,37 @@
-"""Project settings: hooks and configuration loading."""
+"""Project settings: hooks, configuration loading, telemetry."""
 
-from perceptive.hooks import InputCheckHooks
+import os
+import warnings
 
-HOOKS = (InputCheckHooks(),)
+# Library notices a user can do nothing about, printed on every run: omegaconf's deprecation
+# of the resolver API Kedro calls, and MLflow's advice on model type hints (no model is logged).
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
 
-# Parameter files of an environment (e.g. conf/local) merge into base key by key instead of
-# replacing whole top-level blocks, so a variant can change one setting of a block.
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    "merge_strategy": {"parameters": "soft"},
-}
+# No usage data leaves the machine: MLflow's own telemetry is off unless the user turns it on.
+# MLflow decides when it is first imported, and `kedro` imports it (kedro-mlflow's commands)
+# before reading this file, so set_telemetry_client() makes it decide again, with the variable.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from kedro_mlflow.framework.hooks import MlflowHook  # noqa: E402  (after the filters)
+from mlflow.telemetry import set_telemetry_client  # noqa: E402
+
+set_telemetry_client()
+
+from perceptive.config import ProjectConfigLoader  # noqa: E402
+from perceptive.hooks import InputCheckHooks  # noqa: E402
+from perceptive.run_record import RunRecordHooks  # noqa: E402
+
+# kedro-mlflow's hook is registered here, not through its entry point, so that there is one
+# and its place is known: RunRecordHooks logs the run record into the MLflow run it opens
+# (see RunRecordHooks for the order of calls). Kedro matches the distribution name as in its
+# metadata, "kedro_mlflow"; with "kedro-mlflow" the entry-point hook stayed registered too and
+# every run was logged twice (a parent and a nested run).
+HOOKS = (InputCheckHooks(), RunRecordHooks(), MlflowHook())
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
+
+# Parameters: conf/base, then the run environment (conf/local), then --params, merged key by
+# key except that choosing another link method replaces that link's options; then validated
+# against perceptive.params before any node runs (see perceptive.config).
+CONFIG_LOADER_CLASS = ProjectConfigLoader
+CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}

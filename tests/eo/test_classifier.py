@@ -4,17 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perceptive.eo.classifier import (
-    DEFAULT_CLASSIFIER_SPEC,
-    ClassifierError,
-    LulcModel,
-    build_estimator,
-    train_model,
-)
+from perceptive.eo.classifier import ClassifierError, LulcModel, build_estimator, train_model
+from perceptive.eo.legend import DEFAULT_LEGEND, legend_from_config
 
 FAST_LGBM = {
-    "class": "lightgbm.LGBMClassifier",
-    "kwargs": {"n_estimators": 20, "num_leaves": 7, "n_jobs": 1, "verbose": -1, "random_state": 0},
+    "method": "lightgbm",
+    "n_estimators": 20,
+    "num_leaves": 7,
+    "n_jobs": 1,
+    "verbose": -1,
+    "random_state": 0,
 }
 
 
@@ -39,28 +38,31 @@ def make_samples(n=600, seed=0) -> pd.DataFrame:
     )
 
 
-def test_build_estimator_default_and_dotted_path():
-    est = build_estimator(None)
-    assert type(est).__name__ == "LGBMClassifier"
-    assert est.get_params()["n_estimators"] == DEFAULT_CLASSIFIER_SPEC["kwargs"]["n_estimators"]
-    rf = build_estimator(
-        {"class": "sklearn.ensemble.RandomForestClassifier", "kwargs": {"n_estimators": 5}}
+def test_build_estimator_by_name_and_by_dotted_path():
+    lgbm = build_estimator({"method": "lightgbm", "n_estimators": 7})
+    assert type(lgbm).__name__ == "LGBMClassifier" and lgbm.get_params()["n_estimators"] == 7
+    rf = build_estimator({"method": "sklearn.ensemble.RandomForestClassifier", "n_estimators": 5})
+    assert type(rf).__name__ == "RandomForestClassifier" and rf.n_estimators == 5
+    # LightGBM's own parameters (passed on through **kwargs) are accepted, aliases included
+    assert (
+        build_estimator({"method": "lightgbm", "min_data_in_leaf": 5}).get_params()[
+            "min_data_in_leaf"
+        ]
+        == 5
     )
-    assert rf.n_estimators == 5
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"class": "nosuchpackage.Model"}, "Cannot import module 'nosuchpackage'"),
-        ({"class": "sklearn.ensemble.NoSuchForest"}, "has no attribute 'NoSuchForest'"),
-        ({"class": "sklearn.linear_model.LinearRegression"}, "not a scikit-learn classifier"),
-        (
-            {"class": "sklearn.ensemble.RandomForestClassifier", "kwargs": {"bogus_kw": 1}},
-            "Cannot build sklearn.ensemble.RandomForestClassifier",
-        ),
-        ({"kwargs": {}}, "must be a mapping with 'class'"),
-        ({"class": "LGBMClassifier"}, "not a dotted path"),
+        ({"method": "nosuchpackage.Model"}, "cannot import classifier 'nosuchpackage.Model'"),
+        ({"method": "sklearn.ensemble.NoSuchForest"}, "cannot import .*NoSuchForest"),
+        ({"method": "sklearn.linear_model.LinearRegression"}, "not a scikit-learn classifier"),
+        ({"method": "random_forest", "bogus_kw": 1}, r"no option\(s\) \['bogus_kw'\]"),
+        ({"method": "lightgbm", "num_leafs": 3}, r"no option\(s\) \['num_leafs'\]"),
+        ({"method": "random_forest", "n_estimators": -1}, "n_estimators.*must be an int"),
+        ({"n_estimators": 3}, "must be a mapping with a 'method'"),
+        ({"method": "LGBMClassifier"}, "unknown classifier 'LGBMClassifier'.*dotted class path"),
     ],
 )
 def test_build_estimator_errors(spec, message):
@@ -72,6 +74,8 @@ def test_train_maps_ids_and_back():
     samples = make_samples()
     model = train_model(samples, FAST_LGBM)
     assert isinstance(model, LulcModel)
+    assert model.legend == DEFAULT_LEGEND  # the samples carry none
+    assert model.info["params"]["n_estimators"] == 20  # the estimator's own get_params
     assert model.class_ids.dtype == np.uint8
     np.testing.assert_array_equal(model.class_ids, [2, 5, 8])
     assert model.feature_names == ["a_2017-01-01", "b_2017-01-01"]
@@ -97,9 +101,17 @@ def test_model_is_picklable_and_nan_tolerant():
 
 
 def test_random_forest_is_swappable():
-    spec = {"class": "sklearn.ensemble.RandomForestClassifier", "kwargs": {"n_estimators": 10}}
-    model = train_model(make_samples(), spec)
+    model = train_model(make_samples(), {"method": "random_forest", "n_estimators": 10})
     assert model.predict(np.array([[8.1, 0.0]], np.float32)).tolist() == [8]
+
+
+def test_model_takes_the_legend_its_samples_carry():
+    legend = [{"id": 2, "name": "pine", "colour": "#00ff00"}, {"id": 5, "name": "lake",
+              "colour": "#0000ff"}, {"id": 8, "name": "town", "colour": "#ff0000"}]  # fmt: skip
+    samples = make_samples()
+    samples.attrs["legend"] = legend
+    model = train_model(samples, FAST_LGBM)
+    assert model.legend == legend_from_config(legend)
 
 
 def test_train_errors():

@@ -15,8 +15,12 @@ from perceptive.eo.prediction import PredictionError, class_areas, predict_map
 from perceptive.eo.sampling import feature_columns, sample_pixels
 
 FAST_LGBM = {
-    "class": "lightgbm.LGBMClassifier",
-    "kwargs": {"n_estimators": 30, "num_leaves": 7, "n_jobs": 1, "verbose": -1, "random_state": 0},
+    "method": "lightgbm",
+    "n_estimators": 30,
+    "num_leaves": 7,
+    "n_jobs": 1,
+    "verbose": -1,
+    "random_state": 0,
 }
 H, W = 32, 40
 GRID = Grid(CRS.from_epsg(32633), 500000.0, 5000000.0, 10.0, W, H)
@@ -55,7 +59,9 @@ def make_cube(truth: np.ndarray, n_time=3, seed=0) -> xr.DataArray:
 def trained():
     truth = truth_pattern()
     cube = make_cube(truth)
-    samples = sample_pixels(cube, truth, n_samples=600, block_size=8, seed=0)
+    samples = sample_pixels(
+        cube, truth, n_samples=600, block_size=8, validation_fraction=0.2, seed=0
+    )
     return truth, cube, samples, train_model(samples, FAST_LGBM)
 
 

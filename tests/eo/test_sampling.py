@@ -17,6 +17,10 @@ from perceptive.eo.sampling import (
 FEATURES = ["B02", "NDVI", "NORM"]
 
 
+#: Sampling settings for tests that are about something else.
+SETTINGS = {"n_samples": 300, "block_size": 8, "validation_fraction": 0.2, "seed": 42}
+
+
 def make_features(height=40, width=48, n_time=4, chunk=16, seed=0) -> xr.DataArray:
     rng = np.random.default_rng(seed)
     values = rng.normal(size=(n_time, len(FEATURES), height, width)).astype(np.float32)
@@ -67,7 +71,9 @@ def test_assign_blocks():
 def test_sample_columns_dtypes_and_values():
     features = make_features()
     labels = make_labels()
-    table = sample_pixels(features, labels, n_samples=300, block_size=8, seed=1)
+    table = sample_pixels(
+        features, labels, n_samples=300, block_size=8, seed=1, validation_fraction=0.2
+    )
     cols = feature_columns(features)
     assert list(table.columns) == [*cols, "label", "x", "y", "row", "col", "block", "split"]
     assert sample_feature_names(table) == cols
@@ -87,16 +93,24 @@ def test_sample_columns_dtypes_and_values():
 
 def test_deterministic_and_seed_dependent():
     features, labels = make_features(), make_labels()
-    a = sample_pixels(features, labels, n_samples=200, block_size=8, seed=7)
-    b = sample_pixels(features, labels, n_samples=200, block_size=8, seed=7)
-    c = sample_pixels(features, labels, n_samples=200, block_size=8, seed=8)
+    a = sample_pixels(
+        features, labels, n_samples=200, block_size=8, seed=7, validation_fraction=0.2
+    )
+    b = sample_pixels(
+        features, labels, n_samples=200, block_size=8, seed=7, validation_fraction=0.2
+    )
+    c = sample_pixels(
+        features, labels, n_samples=200, block_size=8, seed=8, validation_fraction=0.2
+    )
     pd.testing.assert_frame_equal(a, b)
     assert not a[["row", "col"]].equals(c[["row", "col"]])
 
 
 def test_blocks_are_pure_and_fraction_roughly_right():
     features, labels = make_features(height=64, width=64), np.ones((64, 64), np.uint8)
-    table = sample_pixels(features, labels, n_samples=10**6, block_size=8, seed=3)
+    table = sample_pixels(
+        features, labels, n_samples=10**6, block_size=8, seed=3, validation_fraction=0.2
+    )
     assert len(table) == 64 * 64  # all labelled pixels, no cap reached
     splits_per_block = table.groupby("block")["split"].nunique()
     assert (splits_per_block == 1).all()
@@ -111,7 +125,9 @@ def test_all_nan_pixels_dropped():
     features[:, :, 10, :] = np.nan  # row 10 never valid
     features[0, 0, 11, :] = np.nan  # row 11 partly valid: kept
     labels = make_labels()
-    table = sample_pixels(features, labels, n_samples=10**6, block_size=8)
+    table = sample_pixels(
+        features, labels, n_samples=10**6, block_size=8, validation_fraction=0.2, seed=42
+    )
     assert 10 not in set(table["row"])
     assert 11 in set(table["row"])
     assert len(table) == (labels != 0).sum() - 48
@@ -119,15 +135,25 @@ def test_all_nan_pixels_dropped():
 
 def test_max_per_class_caps_classes():
     features, labels = make_features(), make_labels()
-    table = sample_pixels(features, labels, n_samples=10**6, block_size=8, max_per_class=50)
+    table = sample_pixels(
+        features,
+        labels,
+        n_samples=10**6,
+        block_size=8,
+        max_per_class=50,
+        validation_fraction=0.2,
+        seed=42,
+    )
     assert table["label"].value_counts().to_dict() == {1: 50, 2: 50, 3: 50}
 
 
 def test_errors():
     features = make_features()
     with pytest.raises(SamplingError, match="one 64x64 px block"):
-        sample_pixels(features, make_labels(), block_size=64)
+        sample_pixels(
+            features, make_labels(), block_size=64, n_samples=300, validation_fraction=0.2, seed=42
+        )
     with pytest.raises(SamplingError, match="no labelled pixel"):
-        sample_pixels(features, np.zeros((40, 48), np.uint8))
+        sample_pixels(features, np.zeros((40, 48), np.uint8), **SETTINGS)
     with pytest.raises(SamplingError, match="shape"):
-        sample_pixels(features, np.ones((4, 4), np.uint8))
+        sample_pixels(features, np.ones((4, 4), np.uint8), **SETTINGS)

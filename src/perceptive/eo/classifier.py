@@ -1,14 +1,14 @@
-"""The land-cover classifier: any scikit-learn-compatible estimator, chosen by a dotted path.
+"""The land-cover classifier: any scikit-learn classifier, chosen through the link contract.
 
-The estimator is a parameter (``{"class": "lightgbm.LGBMClassifier", "kwargs": {...}}``) so
-that classifiers can be compared without code changes. :class:`LulcModel` wraps it with what
-prediction needs to be safe: the exact feature column order it was trained on and the
-mapping from contiguous model labels (0..k-1, as LightGBM wants) back to legend class ids.
+The estimator is a parameter (``{method: lightgbm, n_estimators: 200, ...}``; ``method`` is a
+name in :data:`METHODS` or any dotted class path) so that classifiers can be compared without
+code changes. scikit-learn already defines what a fitted classifier knows, so the model takes
+it from the estimator: the legend ids it predicts (``classes_``), the feature columns in their
+order (``feature_names_in_``, set by fitting on a DataFrame) and its settings (``get_params``).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,123 +16,96 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import is_classifier
+from lightgbm import LGBMClassifier
+from sklearn.ensemble import RandomForestClassifier
 
-from perceptive.eo.legend import NO_DATA
+from perceptive.eo.legend import NO_DATA, LandCoverClass, legend_from_config
+from perceptive.eo.links import EstimatorRegistry, LinkError
 from perceptive.eo.sampling import TRAIN, sample_feature_names
 
 log = logging.getLogger(__name__)
 
-#: Defaults for this problem (about 20k samples × ~200 features, ≤ 10 classes). 200 rounds at
-#: learning rate 0.1 (2000 trees for 10 classes) came within 0.5 point of 300 rounds' accuracy
-#: in synthetic tests. Prediction time grows linearly with rounds × classes: lower
-#: n_estimators (or raise learning_rate) when the map is large and time matters.
-DEFAULT_LGBM_KWARGS: dict[str, Any] = {
-    "n_estimators": 200,
-    "learning_rate": 0.1,
-    "num_leaves": 31,
-    "min_child_samples": 20,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.5,
-    "n_jobs": 2,
-    "random_state": 42,
-    "verbose": -1,
-}
-DEFAULT_CLASSIFIER_SPEC: dict[str, Any] = {
-    "class": "lightgbm.LGBMClassifier",
-    "kwargs": DEFAULT_LGBM_KWARGS,
-}
+#: Classifier link: a scikit-learn classifier class; options are its constructor parameters.
+METHODS = EstimatorRegistry("classifier", "Estimator(**options).fit(X, y); predict_proba(X)")
+METHODS.register("lightgbm", LGBMClassifier)
+METHODS.register("random_forest", RandomForestClassifier)
+
+
+def _lightgbm_parameters() -> set[str]:
+    """Every parameter name and alias LightGBM's core knows (LGBMClassifier passes them on
+    through **kwargs, so a misspelt one would otherwise be ignored)."""
+    from lightgbm.basic import _ConfigAliases
+
+    aliases = _ConfigAliases._get_all_param_aliases()
+    return {name for names in aliases.values() for name in names} | set(aliases)
+
+
+METHODS.accept_pass_through(LGBMClassifier, _lightgbm_parameters)
 
 
 class ClassifierError(ValueError):
-    """The classifier spec or the training data cannot give a model."""
+    """The training data cannot give a model, or a model cannot be applied."""
 
 
-def build_estimator(spec: dict | None = None) -> Any:
-    """An unfitted estimator from ``{"class": "package.module.Class", "kwargs": {...}}``.
-
-    ``spec=None`` gives :data:`DEFAULT_CLASSIFIER_SPEC`. Any scikit-learn-compatible
-    classifier works (``sklearn.ensemble.RandomForestClassifier``, ``xgboost.XGBClassifier``…).
-    """
-    spec = DEFAULT_CLASSIFIER_SPEC if spec is None else spec
-    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str):
-        raise ClassifierError(
-            "The classifier spec must be a mapping with 'class' (dotted path, e.g. "
-            f"'lightgbm.LGBMClassifier') and optional 'kwargs'; got {spec!r}."
-        )
-    path = spec["class"]
-    kwargs = dict(spec.get("kwargs") or {})
-    module_name, _, class_name = path.rpartition(".")
-    if not module_name:
-        raise ClassifierError(
-            f"Classifier class {path!r} is not a dotted path; write e.g. "
-            "'sklearn.ensemble.RandomForestClassifier'."
-        )
+def build_estimator(spec: dict[str, Any]) -> Any:
+    """An unfitted estimator from ``{method: name or dotted path, **options}``."""
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ClassifierError(
-            f"Cannot import module {module_name!r} for classifier {path!r} ({err}); install "
-            "the package into the project environment or fix the path."
-        ) from err
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ClassifierError(f"Module {module_name!r} has no attribute {class_name!r}.")
-    try:
-        estimator = cls(**kwargs)
-    except TypeError as err:
-        raise ClassifierError(f"Cannot build {path} with kwargs {kwargs}: {err}") from err
-    if not (is_classifier(estimator) and hasattr(estimator, "predict_proba")):
-        raise ClassifierError(
-            f"{path} is not a scikit-learn classifier with predict_proba; choose a classifier "
-            "(e.g. lightgbm.LGBMClassifier, sklearn.ensemble.RandomForestClassifier)."
-        )
-    return estimator
+        return METHODS.build(spec)
+    except LinkError as err:
+        raise ClassifierError(str(err)) from None
 
 
 @dataclass
 class LulcModel:
-    """A fitted estimator plus the feature order and class ids it was trained with.
+    """A fitted scikit-learn classifier, the legend of its classes, and where it came from.
 
-    ``class_ids[k]`` is the legend id of the estimator's label ``k``. Picklable.
+    Feature columns and legend ids are the estimator's own ``feature_names_in_`` and
+    ``classes_``; inputs are handed over as named columns, so scikit-learn itself refuses
+    columns in another order.
     """
 
     estimator: Any
-    feature_names: list[str]
-    class_ids: np.ndarray
+    legend: tuple[LandCoverClass, ...]
     info: dict[str, Any] = field(default_factory=dict)
 
-    def _check(self, X: np.ndarray) -> np.ndarray:
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(name) for name in self.estimator.feature_names_in_]
+
+    @property
+    def class_ids(self) -> np.ndarray:
+        """Legend ids, in the order of ``predict_proba``'s columns."""
+        return np.asarray(self.estimator.classes_).astype(np.uint8)
+
+    def _frame(self, X: np.ndarray) -> pd.DataFrame:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise ClassifierError(
                 f"Model expects (n, {len(self.feature_names)}) features, got {X.shape}."
             )
-        return X
+        return pd.DataFrame(X, columns=self.feature_names, copy=False)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(n, k) float32 class probabilities; column ``k`` is legend id ``class_ids[k]``."""
-        X = self._check(X)
+        X = self._frame(X)
         if len(X) == 0:
             return np.zeros((0, len(self.class_ids)), dtype=np.float32)
         return np.asarray(self.estimator.predict_proba(X), dtype=np.float32)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(n,) uint8 legend class ids."""
-        X = self._check(X)
+        X = self._frame(X)
         if len(X) == 0:
             return np.zeros(0, dtype=np.uint8)
-        labels = np.asarray(self.estimator.predict(X)).astype(np.intp)
-        return self.class_ids[labels]
+        return np.asarray(self.estimator.predict(X)).astype(np.uint8)
 
 
-def train_model(samples: pd.DataFrame, spec: dict | None = None) -> LulcModel:
+def train_model(samples: pd.DataFrame, spec: dict[str, Any]) -> LulcModel:
     """Fit the classifier of ``spec`` on the ``split == "train"`` rows of a samples table.
 
     Feature columns are every non-metadata column, in table order (which is
-    :func:`perceptive.eo.sampling.feature_columns` order). Legend ids are mapped to contiguous
-    labels 0..k-1 for the estimator and back in :class:`LulcModel`.
+    :func:`perceptive.eo.sampling.feature_columns` order); labels are ids of the legend the
+    samples carry (``samples.attrs["legend"]``; the default legend when absent).
     """
     if "label" not in samples.columns or "split" not in samples.columns:
         raise ClassifierError(
@@ -145,36 +118,39 @@ def train_model(samples: pd.DataFrame, spec: dict | None = None) -> LulcModel:
     train = samples[samples["split"] == TRAIN]
     if train.empty:
         raise ClassifierError("No training samples (split == 'train') in the samples table.")
-    y_ids = train["label"].to_numpy()
-    if np.any(y_ids == NO_DATA):
+    y = train["label"].to_numpy()
+    if np.any(y == NO_DATA):
         raise ClassifierError(
             f"Training samples contain class {NO_DATA} (no data), which is never a training "
             "label; drop those rows."
         )
-    class_ids = np.unique(y_ids).astype(np.uint8)
-    if len(class_ids) < 2:
+    if len(np.unique(y)) < 2:
         raise ClassifierError(
-            f"Training samples hold a single class {class_ids.tolist()}; a classifier needs at "
-            "least two (more reference labels or a different block split)."
+            f"Training samples hold a single class {np.unique(y).tolist()}; a classifier needs "
+            "at least two (more reference labels or a different block split)."
         )
-    y = np.searchsorted(class_ids, y_ids).astype(np.int32)
-    X = np.ascontiguousarray(train[names].to_numpy(dtype=np.float32))
+    X = train[names].astype(np.float32)
     estimator = build_estimator(spec)
     start = time.perf_counter()
     estimator.fit(X, y)
     seconds = time.perf_counter() - start
     log.info(
         "Trained %s on %d samples x %d features, %d classes in %.1f s.",
-        type(estimator).__name__,
-        X.shape[0],
-        X.shape[1],
-        len(class_ids),
-        seconds,
-    )
+        type(estimator).__name__, X.shape[0], X.shape[1], len(estimator.classes_), seconds,
+    )  # fmt: skip
     info = {
         "estimator": f"{type(estimator).__module__}.{type(estimator).__name__}",
+        "params": _json_safe(estimator.get_params(deep=False)),
         "n_train": int(X.shape[0]),
         "n_features": int(X.shape[1]),
         "fit_seconds": round(seconds, 3),
     }
-    return LulcModel(estimator=estimator, feature_names=names, class_ids=class_ids, info=info)
+    legend = legend_from_config(samples.attrs.get("legend"))
+    return LulcModel(estimator=estimator, legend=legend, info=info)
+
+
+def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: value if value is None or isinstance(value, bool | int | float | str) else repr(value)
+        for key, value in params.items()
+    }

@@ -23,15 +23,18 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from typing import Annotated
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from perceptive.eo.cube import QUANTIFICATION, S2_BANDS
 from perceptive.eo.grid import grid_of
+from perceptive.eo.links import Registry
 from perceptive.eo.valid_data import data_mask
 
 logger = logging.getLogger(__name__)
@@ -210,10 +213,11 @@ def _full_resolution_path(bands, threshold, average_over, dilation_size):
 
 def cloud_masks(
     l1c: xr.Dataset,
-    processing_resolution: float = 160,
-    threshold: float = 0.4,
-    average_over: int = 2,
-    dilation_size: int = 1,
+    *,
+    processing_resolution: Annotated[float, Field(gt=0)] = 160,
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.4,
+    average_over: Annotated[int, Field(ge=0)] = 2,
+    dilation_size: Annotated[int, Field(ge=0)] = 1,
 ) -> xr.Dataset:
     """s2cloudless cloud probability and mask of an L1C cube, on the cube's grid.
 
@@ -269,3 +273,30 @@ def cloud_masks(
     if "spatial_ref" in l1c.coords:
         out = out.assign_coords(spatial_ref=l1c["spatial_ref"])
     return out
+
+
+def no_cloud_masks(l1c: xr.Dataset) -> xr.Dataset:
+    """No cloud masking: every observation with data counts as clear (probability 0).
+
+    The baseline that shows what masking is worth; with it ``is_valid == is_data``.
+    """
+    is_data = data_mask(l1c)
+    out = xr.Dataset(
+        {
+            "cloud_prob": xr.zeros_like(is_data, dtype=np.uint8),
+            "cloud_mask": xr.zeros_like(is_data, dtype=bool),
+        },
+        attrs={"cloud_masking_method": "none"},
+    )
+    out["cloud_prob"].attrs = {"long_name": "cloud probability x 255 (no masking: 0)"}
+    out["cloud_mask"].attrs = {"long_name": "cloud (no masking: never)"}
+    return out
+
+
+#: Cloud masking link: ``method(l1c_cube, **options) -> Dataset(cloud_prob, cloud_mask)`` on
+#: the cube's grid, cloud_prob (time, y, x) uint8 (probability x 255), cloud_mask bool.
+METHODS = Registry(
+    "cloud_masking", "method(l1c_cube, **options) -> Dataset(cloud_prob, cloud_mask)"
+)
+METHODS.register("s2cloudless", cloud_masks)
+METHODS.register("none", no_cloud_masks)

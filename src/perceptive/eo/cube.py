@@ -117,6 +117,17 @@ def validate_l1c_cube(ds: xr.Dataset) -> xr.Dataset:
     )
 
 
+def time_interval_of(ds: xr.Dataset) -> tuple[str, str]:
+    """The [start, end] ISO dates a cube was made for (set by the ingestion pipeline)."""
+    interval = ds.attrs.get("time_interval")
+    if not (isinstance(interval, list | tuple) and len(interval) == 2):
+        raise CubeError(
+            "The cube does not record its time_interval (attribute 'time_interval'); it was not "
+            "written by the ingestion pipeline. Re-run `kedro run --pipelines ingestion`."
+        )
+    return str(interval[0]), str(interval[1])
+
+
 def reflectance(bands: xr.DataArray) -> xr.DataArray:
     """L1C digital numbers as float32 reflectance; no-data (0) becomes NaN."""
     return (bands.where(bands != 0) / np.float32(QUANTIFICATION)).astype(np.float32)

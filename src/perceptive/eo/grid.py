@@ -139,7 +139,39 @@ def aoi_geometry(aoi: dict) -> tuple[BaseGeometry, CRS]:
         )
     if geom.is_empty or geom.area <= 0:
         raise GridError("AOI geometry has no area; give a polygon or a bbox, not a point or line.")
+    if _inside_area_of_use(geom, crs) is False and _inside_area_of_use(_swap_xy(geom), crs):
+        raise GridError(
+            f"AOI coordinates {[round(v, 4) for v in geom.bounds]} look swapped: they lie outside "
+            f"the area of {crs.name}, and would lie inside with x and y exchanged. Give x "
+            "(easting or longitude) first: bbox [minx, miny, maxx, maxy], GeoJSON [lon, lat]."
+        )
     return geom, crs
+
+
+def _swap_xy(geom: BaseGeometry) -> BaseGeometry:
+    return shapely.transform(geom, lambda xy: xy[:, ::-1])
+
+
+def _inside_area_of_use(geom: BaseGeometry, crs: CRS, margin_deg: float = 10.0) -> bool | None:
+    """Whether the geometry lies in the CRS's area of use (padded by ``margin_deg``, since a
+    UTM zone is usable well past its edges); None when the CRS declares no area."""
+    area = crs.area_of_use
+    if area is None:
+        return None
+    try:
+        lon_lat = reproject_geometry(geom, crs, CRS.from_epsg(4326))
+    except Exception:  # pyproj raises ProjError for coordinates it cannot invert
+        return False
+    west, south, east, north = lon_lat.bounds
+    finite = all(math.isfinite(v) for v in (west, south, east, north))
+    return (
+        finite
+        and -90 <= south <= north <= 90
+        and west >= area.west - margin_deg
+        and east <= area.east + margin_deg
+        and south >= area.south - margin_deg
+        and north <= area.north + margin_deg
+    )
 
 
 def grid_for_aoi(

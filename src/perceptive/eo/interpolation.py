@@ -13,14 +13,23 @@ valid observation at or before it and the first at or after it, which are blende
 distance (times in float64 days, values in float32). This equals a running max / reversed running
 min of valid indices plus a gather, but avoids full (time, y, x) index arrays and is ~2x faster.
 It runs per spatial chunk through ``dask`` so memory is bounded by a few chunks, never the AOI.
+
+The link: a method is a numpy kernel over one block, registered in :data:`METHODS`;
+:func:`interpolate` does the xarray / dask plumbing (chunking, coordinates) for every method.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
 
 import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from perceptive.eo.links import Registry
 
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -67,10 +76,10 @@ def _sweep(
     return out_val, out_idx
 
 
-def _interpolate_block(
+def linear(
     data: np.ndarray, valid: np.ndarray, obs_days: np.ndarray, target_days: np.ndarray
 ) -> np.ndarray:
-    """Core: data (T, F, ...) float32, valid (T, 1 or F, ...) bool -> (M, F, ...) float32."""
+    """Linear kernel: data (T, F, ...) float32, valid (T, 1 or F, ...) bool -> (M, F, ...)."""
     n_obs, n_feat = data.shape[:2]
     n_target = target_days.size
     out = np.full((n_target, n_feat, *data.shape[2:]), np.nan, np.float32)
@@ -100,6 +109,15 @@ def _interpolate_block(
     return out
 
 
+#: Interpolation link: ``kernel(data, valid, obs_days, target_days, **options) -> out`` on one
+#: block: data (T, F, ...) float32, valid (T, 1 or F, ...) bool, days as float64, out
+#: (M, F, ...) float32 at the M target days.
+METHODS = Registry(
+    "interpolation", "kernel(data, valid, obs_days, target_days, **options) -> (M, F, ...)"
+)
+METHODS.register("linear", linear)
+
+
 def linear_interpolation(
     data: xr.DataArray,
     valid: xr.DataArray,
@@ -115,6 +133,20 @@ def linear_interpolation(
     computed chunk by chunk in space (time is made one chunk). ``dates`` defaults to
     ``date_grid()``.
     """
+    return interpolate(data, valid, dates, {"method": "linear"})
+
+
+def interpolate(
+    data: xr.DataArray,
+    valid: xr.DataArray,
+    dates: pd.DatetimeIndex | None,
+    method: Mapping[str, Any],
+) -> xr.DataArray:
+    """Resample ``data`` onto ``dates`` with the interpolation ``method`` (``{method: name,
+    **options}``, see :data:`METHODS`); same inputs and output as :func:`linear_interpolation`."""
+    options = METHODS.validate(method)
+    name = options.pop("method")
+    kernel = functools.partial(METHODS.get(name), **options)
     dates = date_grid() if dates is None else pd.DatetimeIndex(dates)
     if data.dims[0] != "time" or valid.dims[0] != "time":
         raise ValueError(
@@ -154,7 +186,7 @@ def linear_interpolation(
         mask = mask.rechunk({1: -1})
         index = tuple(range(arr.ndim))
         result = da.blockwise(
-            _interpolate_block,
+            kernel,
             index,
             arr,
             index,
@@ -168,12 +200,12 @@ def linear_interpolation(
             meta=np.empty((0,) * arr.ndim, np.float32),
         )
     else:
-        result = _interpolate_block(np.asarray(arr), np.asarray(mask), obs_days, target_days)
+        result = kernel(np.asarray(arr), np.asarray(mask), obs_days, target_days)
 
     coords = {k: v for k, v in data.coords.items() if "time" not in v.dims}
     coords["time"] = dates.values.astype("datetime64[ns]")
     out = xr.DataArray(
         result, dims=data.dims, coords=coords, name=data.name, attrs=dict(data.attrs)
     )
-    out.attrs["interpolation"] = "linear over valid observations, nearest valid value held at ends"
+    out.attrs["interpolation"] = {"method": name, **options}
     return out

@@ -43,6 +43,11 @@ def legend_from_config(classes: list[dict] | None) -> tuple[LandCoverClass, ...]
     return legend
 
 
+def legend_to_config(legend=DEFAULT_LEGEND) -> list[dict]:
+    """The legend as ``[{id, name, colour}, ...]``: what artefacts carry downstream."""
+    return [{"id": c.id, "name": c.name, "colour": c.colour} for c in legend]
+
+
 def class_names(legend=DEFAULT_LEGEND) -> dict[int, str]:
     return {c.id: c.name for c in legend}
 

@@ -90,10 +90,11 @@ def split_blocks(
 def sample_pixels(
     features: xr.DataArray,
     labels: np.ndarray,
-    n_samples: int = 20000,
-    block_size: int = 64,
-    validation_fraction: float = 0.2,
-    seed: int = 42,
+    *,
+    n_samples: int,
+    block_size: int,
+    validation_fraction: float,
+    seed: int,
     max_per_class: int | None = None,
 ) -> pd.DataFrame:
     """Sample labelled pixels and their features into a train/validation table.

@@ -8,6 +8,8 @@ with an error that says what to change when no frame survives.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import xarray as xr
 
@@ -62,34 +64,46 @@ def valid_fraction(is_valid: xr.DataArray, aoi_mask: xr.DataArray | None = None)
     return frac.rename("valid_fraction")
 
 
-def select_frames(valid_frac: xr.DataArray, min_valid_fraction: float = 0.8) -> xr.DataArray:
+#: Fewer valid frames than this cannot describe a pixel's year (phenology needs several dates).
+MIN_FRAMES = 3
+
+
+def select_frames(
+    valid_frac: xr.DataArray, min_valid_fraction: float = 0.8, min_frames: int = 1
+) -> xr.DataArray:
     """Frames to keep: (time,) bool, true where ``valid_frac >= min_valid_fraction``.
 
-    Use it as ``cube.isel(time=keep.values)``. Raises a ``ValueError`` if no frame passes,
-    giving the threshold, how many frames had what coverage and what to change.
+    Use it as ``cube.isel(time=keep.values)``. Raises a ``ValueError`` if fewer than
+    ``min_frames`` frames pass, giving the threshold, how many frames had what coverage and
+    the threshold that would keep enough of them.
     """
     if not 0.0 <= min_valid_fraction <= 1.0:
         raise ValueError(f"min_valid_fraction must be in [0, 1], got {min_valid_fraction}.")
     frac = valid_frac.compute()
     keep = (frac >= min_valid_fraction).rename("keep_frame")
-    if not bool(keep.any()):
-        values = np.asarray(frac.values, dtype=float)
-        if values.size == 0:
-            raise ValueError("No frame to select from: the time series is empty.")
-        bins = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0000001]
-        counts, _ = np.histogram(values, bins=bins)
-        spread = ", ".join(
-            f"{n} in [{lo:.0%}, {min(hi, 1.0):.0%}{']' if hi > 1 else ')'}"
-            for n, lo, hi in zip(counts, bins[:-1], bins[1:], strict=True)
-            if n
-        )
-        raise ValueError(
-            f"No frame has a valid-pixel fraction >= min_valid_fraction={min_valid_fraction:g}: "
-            f"{values.size} frame(s), best {values.max():.1%}, median {np.median(values):.1%} "
-            f"({spread}). Lower min_valid_fraction (e.g. to {max(0.0, values.max() - 0.05):.2f}), "
-            "widen the time interval, or check the cloud mask threshold."
-        )
-    return keep
+    n_kept = int(keep.sum())
+    if n_kept >= max(min_frames, 1):
+        return keep
+    values = np.asarray(frac.values, dtype=float)
+    if values.size == 0:
+        raise ValueError("No frame to select from: the time series is empty.")
+    bins = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0000001]
+    counts, _ = np.histogram(values, bins=bins)
+    spread = ", ".join(
+        f"{n} in [{lo:.0%}, {min(hi, 1.0):.0%}{']' if hi > 1 else ')'}"
+        for n, lo, hi in zip(counts, bins[:-1], bins[1:], strict=True)
+        if n
+    )
+    needed = max(min_frames, 1)
+    enough = np.sort(values)[::-1][min(needed, values.size) - 1]
+    kept = "No frame has" if n_kept == 0 else f"Only {n_kept} frame(s) have"
+    raise ValueError(
+        f"{kept} a valid-pixel fraction >= min_valid_fraction={min_valid_fraction:g}, "
+        f"{needed} needed: {values.size} frame(s), best {values.max():.1%}, median "
+        f"{np.median(values):.1%} ({spread}). Lower min_valid_fraction (to "
+        f"{math.floor(enough * 100) / 100:.2f} to keep {min(needed, values.size)}), widen the "
+        "time interval, or check the cloud mask threshold."
+    )
 
 
 def valid_count(is_valid: xr.DataArray) -> xr.DataArray:

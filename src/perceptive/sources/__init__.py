@@ -1,47 +1,51 @@
-"""Where L1C data comes from. Every source has one signature, chosen by the ``source``
-parameter:
+"""Where L1C data comes from: the ``source`` link, ``{method: <name>, <options>}``.
 
-    source(grid, time_interval, tile_size, options) -> (l1c_cube, reference_labels or None)
+Every source has one signature::
 
-The cube is lazy (dask) on ``grid``; reference labels are the source's own, if it has any.
+    source(grid, time_interval, tile_size, **options) -> (l1c_cube, reference_labels or None)
+
+The cube is lazy (dask) on ``grid``, chunked in ``tile_size`` px tiles; reference labels are
+the source's own, if it has any. Adding a source is one function and one ``METHODS`` line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Annotated
 
 import geopandas as gpd
+import pandas as pd
 import xarray as xr
+from pydantic import Field
 
 from perceptive.eo.grid import Grid
+from perceptive.eo.links import Registry
 
 SourceResult = tuple[xr.Dataset, gpd.GeoDataFrame | None]
-Source = Callable[[Grid, tuple, int, dict], SourceResult]
 
 
-def _demo(grid: Grid, time_interval: tuple, tile_size: int, options: dict) -> SourceResult:
+def demo(
+    grid: Grid,
+    time_interval: tuple[pd.Timestamp, pd.Timestamp],
+    tile_size: int,
+    *,
+    revisit_days: Annotated[int, Field(ge=1)] = 5,
+    seed: Annotated[int, Field(ge=0)] = 42,
+    mislabel_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.03,
+) -> SourceResult:
+    """The offline demo AOI: synthetic Sentinel-2 L1C with clouds, shadows, no-data strips
+    and reference parcels, one acquisition every ``revisit_days``; ``seed`` picks the scene,
+    ``mislabel_fraction`` of the reference parcels carry a wrong class (no account needed)."""
     from perceptive.sources.demo import demo_scene
 
-    scene = demo_scene(grid, tuple(time_interval), **options)
+    scene = demo_scene(
+        grid, tuple(time_interval), revisit_days=revisit_days, seed=seed,
+        mislabel_fraction=mislabel_fraction,
+    )  # fmt: skip
     return scene.l1c_cube(tile_size=tile_size), scene.reference_labels()
 
 
-#: name -> (source, one-line description for error messages and docs)
-SOURCES: dict[str, tuple[Source, str]] = {
-    "demo": (_demo, "offline synthetic Sentinel-2 L1C over the demo AOI (no account needed)"),
-}
-
-
-class UnknownSourceError(ValueError):
-    """The ``source`` parameter names no registered source."""
-
-
-def get_source(name: str) -> Source:
-    """The source registered as ``name``; a clear error listing the known ones otherwise."""
-    if name not in SOURCES:
-        known = "; ".join(f"{key}: {desc}" for key, (_, desc) in SOURCES.items())
-        raise UnknownSourceError(
-            f"Unknown source {name!r}. Set parameter 'source' to one of: {known} "
-            "(e.g. `kedro run --params source=demo`)."
-        )
-    return SOURCES[name][0]
+#: The source link.
+METHODS = Registry(
+    "source", "source(grid, time_interval, tile_size, **options) -> (l1c_cube, labels | None)"
+)
+METHODS.register("demo", demo)

@@ -7,30 +7,35 @@ import logging
 import numpy as np
 import xarray as xr
 
-from perceptive.eo.cloud_masking import cloud_masks
-from perceptive.eo.cube import validate_l1c_cube, validate_masks_cube
+from perceptive.eo import cloud_masking as clouds
+from perceptive.eo.cube import time_interval_of, validate_l1c_cube, validate_masks_cube
 from perceptive.eo.indices import feature_stack
-from perceptive.eo.interpolation import date_grid, linear_interpolation
-from perceptive.eo.valid_data import data_mask, select_frames, valid_fraction, valid_mask
-from perceptive.pipelines.ingestion.nodes import parse_time_interval
+from perceptive.eo.interpolation import date_grid as make_date_grid
+from perceptive.eo.interpolation import interpolate
+from perceptive.eo.valid_data import (
+    MIN_FRAMES,
+    data_mask,
+    select_frames,
+    valid_fraction,
+    valid_mask,
+)
+from perceptive.params import DateGrid
 
 log = logging.getLogger(__name__)
 
-#: Temporal interpolation methods, by the name used in parameters (interpolation.method).
-INTERPOLATIONS = {"linear": linear_interpolation}
-
 
 def compute_masks(l1c_cube: xr.Dataset, cloud_masking: dict) -> xr.Dataset:
-    """Cloud probability and mask (s2cloudless), data mask and valid mask for every frame."""
+    """Cloud probability and mask (the chosen cloud masking method), data mask and valid mask
+    for every frame."""
     validate_l1c_cube(l1c_cube)
-    clouds = cloud_masks(l1c_cube, **cloud_masking)
+    found = clouds.METHODS.run(cloud_masking, l1c_cube)
     is_data = data_mask(l1c_cube)
-    is_valid = valid_mask(is_data, clouds["cloud_mask"])
+    is_valid = valid_mask(is_data, found["cloud_mask"])
     masks = xr.Dataset(
         {
             "is_data": is_data,
-            "cloud_prob": clouds["cloud_prob"],
-            "cloud_mask": clouds["cloud_mask"],
+            "cloud_prob": found["cloud_prob"],
+            "cloud_mask": found["cloud_mask"],
             "is_valid": is_valid,
             "valid_fraction": valid_fraction(is_valid).astype(np.float32),
         },
@@ -44,11 +49,12 @@ def compute_features(
     masks_cube: xr.Dataset,
     features: list[str],
     min_valid_fraction: float,
+    date_grid: DateGrid,
     interpolation: dict,
-    time_interval,
 ) -> xr.Dataset:
-    """Drop frames with too few valid pixels, compute the features, and interpolate each
-    pixel's valid observations onto one date grid (every pixel gets the same features)."""
+    """Drop frames with too few valid pixels, compute the features, and resample each pixel's
+    valid observations onto one date grid over the cube's own time interval (every pixel gets
+    the same features)."""
     validate_l1c_cube(l1c_cube)
     validate_masks_cube(masks_cube)
     if not np.array_equal(l1c_cube["time"].values, masks_cube["time"].values):
@@ -56,12 +62,7 @@ def compute_features(
             "masks_cube and l1c_cube have different time stamps: they come from different runs. "
             "Re-run feature_engineering on the current l1c_cube (or pin matching --load-versions)."
         )
-    method = interpolation.get("method", "linear")
-    if method not in INTERPOLATIONS:
-        raise ValueError(
-            f"Unknown interpolation.method {method!r}; choose one of {sorted(INTERPOLATIONS)}."
-        )
-    keep = select_frames(masks_cube["valid_fraction"], min_valid_fraction).values
+    keep = select_frames(masks_cube["valid_fraction"], min_valid_fraction, MIN_FRAMES).values
     log.info(
         "Keeping %d of %d frames with >= %.0f%% valid pixels",
         int(np.sum(keep)), keep.size, 100 * min_valid_fraction,
@@ -69,13 +70,15 @@ def compute_features(
     l1c = l1c_cube.isel(time=keep)
     is_valid = masks_cube["is_valid"].isel(time=keep)
     stack = feature_stack(l1c, tuple(features))
-    start, end = parse_time_interval(time_interval)
-    dates = date_grid(start, end, int(interpolation.get("step_days", 16)))
-    interpolated = INTERPOLATIONS[method](stack, is_valid, dates)
+    start, end = time_interval_of(l1c_cube)
+    dates = make_date_grid(start, end, date_grid.step_days)
+    resampled = interpolate(stack, is_valid, dates, interpolation)
     out = xr.Dataset(
-        {"features": interpolated.astype(np.float32)},
+        {"features": resampled.astype(np.float32)},
         attrs={
+            "time_interval": [start, end],
             "frames_used": [str(t)[:10] for t in l1c["time"].values],
+            "date_grid": date_grid.model_dump(),
             "interpolation": dict(interpolation),
             "min_valid_fraction": float(min_valid_fraction),
         },

@@ -21,11 +21,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "masks_cube",
                     "params:features",
                     "params:min_valid_fraction",
+                    "params:date_grid",
                     "params:interpolation",
-                    "params:time_interval",
                 ],
                 "features_cube",
                 name="compute_features",
-            ),  # fmt: skip
+            ),
         ]
     )

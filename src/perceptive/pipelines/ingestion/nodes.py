@@ -10,37 +10,16 @@ import xarray as xr
 from shapely.geometry import box
 
 from perceptive.eo.cube import validate_l1c_cube
-from perceptive.eo.grid import Grid, aoi_geometry, grid_for_aoi
-from perceptive.sources import get_source
+from perceptive.eo.grid import Grid
+from perceptive.params import Aoi, Reference
+from perceptive.sources import METHODS as SOURCES
 
 log = logging.getLogger(__name__)
 
 
-def parse_time_interval(time_interval) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """[start, end] as timestamps; a clear error when malformed or reversed."""
-    if not isinstance(time_interval, list | tuple) or len(time_interval) != 2:
-        raise ValueError(
-            f"Parameter 'time_interval' must be [start, end], e.g. ['2017-01-01', '2017-12-31']; "
-            f"got {time_interval!r}."
-        )
-    try:
-        start, end = (pd.Timestamp(t) for t in time_interval)
-    except ValueError as err:
-        raise ValueError(f"Parameter 'time_interval' has a date pandas cannot read: {err}") from err
-    if start > end:
-        raise ValueError(
-            f"Parameter 'time_interval' is reversed: start {start.date()} is after end {end.date()}; "
-            "swap the two dates."
-        )
-    return start, end
-
-
-def define_aoi(aoi: dict, resolution: float, tile_size: int) -> tuple[Grid, gpd.GeoDataFrame]:
+def define_aoi(aoi: Aoi, resolution: float, tile_size: int) -> tuple[Grid, gpd.GeoDataFrame]:
     """The AOI's pixel grid and its split into ``tile_size`` px tiles (the processing unit)."""
-    if int(tile_size) < 16:
-        raise ValueError(f"Parameter 'tile_size' must be at least 16 px, got {tile_size}.")
-    geometry, crs = aoi_geometry(aoi)
-    grid = grid_for_aoi(geometry, crs, float(resolution))
+    grid = aoi.grid(resolution)
     tiles = []
     for row in range(0, grid.height, tile_size):
         for col in range(0, grid.width, tile_size):
@@ -58,32 +37,35 @@ def define_aoi(aoi: dict, resolution: float, tile_size: int) -> tuple[Grid, gpd.
 
 
 def fetch_l1c(
-    grid: Grid, source: str, time_interval, tile_size: int, source_options: dict | None
+    grid: Grid, source: dict, time_interval: list[str], tile_size: int
 ) -> tuple[xr.Dataset, gpd.GeoDataFrame | None]:
-    """One year of L1C over the grid from the chosen source (lazy; written by the catalog)."""
-    fetch = get_source(source)
-    start, end = parse_time_interval(time_interval)
-    options = dict((source_options or {}).get(source) or {})
-    cube, labels = fetch(grid, (start, end), int(tile_size), options)
+    """One year of L1C over the grid from the chosen source (lazy; written by the catalog).
+
+    The cube records its source and time interval, which downstream links read from it."""
+    start, end = (pd.Timestamp(t) for t in time_interval)
+    cube, labels = SOURCES.run(source, grid, (start, end), tile_size)
     validate_l1c_cube(cube)
-    cube.attrs.update(source=source, time_interval=[str(start.date()), str(end.date())])
-    log.info("L1C cube from %r: %d frames, %s", source, cube.sizes["time"], dict(cube.sizes))
+    cube.attrs.update(source=dict(source), time_interval=[str(start.date()), str(end.date())])
+    log.info(
+        "L1C cube from %r: %d frames, %s", source["method"], cube.sizes["time"], dict(cube.sizes)
+    )
     return cube, labels
 
 
 def import_reference_labels(
-    source_labels: gpd.GeoDataFrame | None, reference: dict, grid: Grid
+    source_labels: gpd.GeoDataFrame | None, reference: Reference, grid: Grid
 ) -> gpd.GeoDataFrame:
     """Snapshot the reference labels into the versioned catalog: the user's file if given,
-    else the source's own labels; either way in the grid CRS, so a run can be traced."""
-    path = (reference or {}).get("file")
-    if path:
-        labels = gpd.read_file(path, engine="pyogrio")
+    else the source's own labels; either way in the grid CRS with the classes in ``class_id``,
+    so a run can be traced and sampling needs no knowledge of the file's columns."""
+    if reference.file:
+        labels = gpd.read_file(reference.file, engine="pyogrio")
         if labels.crs is None:
-            raise ValueError(f"Reference labels {path} have no CRS; assign one and retry.")
-        labels = labels.to_crs(grid.crs)
+            raise ValueError(
+                f"Reference labels {reference.file} have no CRS; assign one and retry."
+            )
     elif source_labels is not None:
-        labels = source_labels.to_crs(grid.crs)
+        labels = source_labels
     else:
         raise ValueError(
             "No reference labels: this source has none of its own; set parameter "
@@ -91,5 +73,12 @@ def import_reference_labels(
         )
     if labels.empty:
         raise ValueError("Reference labels are empty; give a file with labelled polygons.")
+    if reference.class_column not in labels.columns:
+        columns = [c for c in labels.columns if c != labels.geometry.name]
+        raise ValueError(
+            f"Reference labels have no column {reference.class_column!r} (parameter "
+            f"'reference.class_column'); their columns are {columns}."
+        )
+    labels = labels.to_crs(grid.crs).assign(class_id=labels[reference.class_column].to_numpy())
     log.info("Reference labels: %d polygons", len(labels))
     return labels

@@ -16,16 +16,10 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.fetch_l1c,
-                [
-                    "aoi_grid",
-                    "params:source",
-                    "params:time_interval",
-                    "params:tile_size",
-                    "params:source_options",
-                ],
+                ["aoi_grid", "params:source", "params:time_interval", "params:tile_size"],
                 ["l1c_cube", "source_reference_labels"],
                 name="fetch_l1c",
-            ),  # fmt: skip
+            ),
             Node(
                 nodes.import_reference_labels,
                 ["source_reference_labels", "params:reference", "aoi_grid"],

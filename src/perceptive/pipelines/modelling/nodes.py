@@ -9,7 +9,6 @@ from matplotlib.figure import Figure
 
 from perceptive.eo.accuracy import classification_report
 from perceptive.eo.classifier import LulcModel, train_model
-from perceptive.eo.legend import legend_from_config
 from perceptive.eo.plots import plot_confusion_matrix
 
 log = logging.getLogger(__name__)
@@ -20,19 +19,17 @@ def train(samples: pd.DataFrame, classifier: dict) -> LulcModel:
     model = train_model(samples, classifier)
     log.info(
         "Trained %s on %d pixels, %d features, classes %s",
-        classifier.get("class"), int((samples["split"] == "train").sum()),
+        classifier["method"], int((samples["split"] == "train").sum()),
         len(model.feature_names), model.class_ids.tolist(),
     )  # fmt: skip
     return model
 
 
-def evaluate(model: LulcModel, samples: pd.DataFrame, legend) -> tuple[dict, Figure]:
+def evaluate(model: LulcModel, samples: pd.DataFrame) -> tuple[dict, Figure]:
     """Accuracy on the spatially held-out validation pixels, and its confusion matrix plot."""
     validation = samples[samples["split"] == "validation"]
     predicted = model.predict(validation[model.feature_names].to_numpy("float32"))
-    report = classification_report(
-        validation["label"].to_numpy(), predicted, legend=legend_from_config(legend)
-    )
+    report = classification_report(validation["label"].to_numpy(), predicted, legend=model.legend)
     log.info(
         "Validation: overall accuracy %.3f, kappa %.3f, majority-class share %.3f (%d pixels)",
         report["overall_accuracy"], report["kappa"], report["majority_class_share"],

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(nodes.train, ["samples", "params:classifier"], "model", name="train"),
             Node(
                 nodes.evaluate,
-                ["model", "samples", "params:legend"],
+                ["model", "samples"],
                 ["validation_metrics", "confusion_matrix_plot"],
                 name="evaluate",
             ),

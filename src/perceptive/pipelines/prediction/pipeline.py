@@ -10,13 +10,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.predict,
-                ["features_cube", "model", "params:legend"],
+                ["features_cube", "model"],
                 ["lulc_map", "confidence_map"],
                 name="predict",
             ),
             Node(
                 nodes.summarise,
-                ["lulc_map", "params:legend"],
+                ["lulc_map", "model"],
                 ["class_areas", "lulc_map_plot"],
                 name="summarise",
             ),

@@ -10,13 +10,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.rasterize_reference,
-                ["features_cube", "reference_labels", "params:reference", "params:legend"],
+                ["features_cube", "reference_labels", "params:legend"],
                 "label_raster",
                 name="rasterize_reference",
             ),
             Node(
                 nodes.sample_training_pixels,
-                ["features_cube", "label_raster", "params:sampling"],
+                ["features_cube", "label_raster", "params:sampling", "params:legend"],
                 "samples",
                 name="sample_training_pixels",
             ),

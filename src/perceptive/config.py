@@ -1,0 +1,162 @@
+"""How parameters are layered and checked: conf/base, then the run environment (conf/local),
+then ``--params``, then validated against :class:`perceptive.params.ProjectParameters`.
+
+Layers merge key by key (a variant changes one setting of a block), with one exception that
+makes swapping a link safe: a layer that sets a link's ``method`` to another method replaces
+the whole block, so the new method never inherits the old one's options
+(``--params classifier.method=random_forest`` drops LightGBM's ``learning_rate``).
+
+Each value remembers the layer that set it, so an error says where to fix it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from kedro.config import OmegaConfigLoader
+from omegaconf import OmegaConf
+from pydantic import BaseModel, ValidationError
+
+from perceptive.eo.links import did_you_mean
+from perceptive.params import ProjectParameters
+
+Path_ = tuple[str, ...]
+
+
+class ParameterError(ValueError):
+    """Parameters that cannot give a run; the message lists every problem, where it was set,
+    and the fix."""
+
+
+class ProjectConfigLoader(OmegaConfigLoader):
+    """Kedro's loader, with parameters merged link-aware and validated before any node runs."""
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        if key != "parameters" or key in self:
+            return super().__getitem__(key)
+        self._register_runtime_params_resolver()
+        base, env, *_ = self._read_raw_config(key)
+        layers = [(_origin(path, self.conf_source), _resolved(cfg)) for path, cfg in base.items()]
+        layers += [(_origin(path, self.conf_source), _resolved(cfg)) for path, cfg in env.items()]
+        layers.append(("--params", dict(self.runtime_params or {})))
+        merged, origins = merge_layers(layers)
+        return validate_parameters(merged, origins)
+
+
+def _resolved(cfg) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True) or {}
+
+
+def _origin(path: Path, conf_source: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(conf_source).resolve().parent))
+    except ValueError:
+        return str(path)
+
+
+def merge_layers(layers: list[tuple[str, dict]]) -> tuple[dict, dict[Path_, str]]:
+    """Merge ``(origin, parameters)`` layers in order; returns the result and, per key path,
+    the origin of the layer that last set it."""
+    merged: dict[str, Any] = {}
+    origins: dict[Path_, str] = {}
+    for origin, layer in layers:
+        _merge_into(merged, layer, origin, (), origins)
+    return merged, origins
+
+
+def _merge_into(target: dict, layer: dict, origin: str, path: Path_, origins: dict) -> None:
+    for key, value in layer.items():
+        here = (*path, str(key))
+        old = target.get(key)
+        switches_method = (
+            isinstance(value, dict)
+            and isinstance(old, dict)
+            and "method" in value
+            and value["method"] != old.get("method")
+        )
+        if isinstance(value, dict) and isinstance(old, dict) and not switches_method:
+            _merge_into(old, value, origin, here, origins)
+            continue
+        target[key] = copy.deepcopy(value)
+        for stale in [p for p in origins if p[: len(here)] == here]:
+            del origins[stale]
+        origins[here] = origin
+
+
+def validate_parameters(merged: dict, origins: dict[Path_, str]) -> dict[str, Any]:
+    """The merged parameters checked against the schema, with every default filled in, as
+    plain data (nodes get models built from it by Kedro)."""
+    try:
+        checked = ProjectParameters.model_validate(merged)
+    except ValidationError as err:
+        raise ParameterError(_message(_field_problems(err, origins))) from None
+    conflicts = checked.conflicts()
+    if conflicts:
+        problems = [
+            f"{key} = {_lookup(merged, key)!r} (set in {_where(tuple(key.split('.')), origins)}): "
+            f"{problem}"
+            for key, problem in conflicts
+        ]
+        raise ParameterError(_message(problems))
+    return checked.model_dump(mode="json")
+
+
+def _message(problems: list[str]) -> str:
+    count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+    return f"Invalid parameters ({count}; nothing was run):\n" + "\n".join(
+        f"  - {line}" for line in problems
+    )
+
+
+def _lookup(merged: dict, key: str) -> Any:
+    value: Any = merged
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _field_problems(err: ValidationError, origins: dict[Path_, str]) -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = tuple(str(part) for part in e["loc"])
+        key = ".".join(loc) or "(parameters)"
+        where = _where(loc, origins)
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            lines.append(
+                f"{key} (set in {where}): unknown key.{did_you_mean(loc[-1], allowed)} "
+                f"Allowed here: {', '.join(allowed)}."
+            )
+        elif e["type"] == "missing":
+            lines.append(f"{key}: missing; set it in conf/base/parameters_*.yml.")
+        else:
+            value = e.get("input")
+            shown = "" if isinstance(value, dict) else f" = {value!r}"
+            message = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}{shown} (set in {where}): {message}")
+    return lines
+
+
+def _where(loc: Path_, origins: dict[Path_, str]) -> str:
+    """The layer(s) that set the value at ``loc`` or anything inside it."""
+    found = [o for p, o in origins.items() if p[: len(loc)] == loc]
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in origins:
+            found.insert(0, origins[loc[:end]])
+            break
+    return ", ".join(dict.fromkeys(found)) or "conf/base"
+
+
+def _allowed_keys(loc: Path_) -> list[str]:
+    model: Any = ProjectParameters
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+        for inner in getattr(model, "__args__", ()):  # X | None
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                model = inner
+    return list(getattr(model, "model_fields", {}))

@@ -1,0 +1,208 @@
+"""The parameters of every pipeline, typed: one schema per pipeline, checked before any work.
+
+Values live in ``conf/base/parameters_<pipeline>.yml`` (the one place each is set; a link's
+options default to its function's signature, see :mod:`perceptive.eo.links`). The project's
+config loader validates the merged parameters against :class:`ProjectParameters` when a run
+starts, so a typo, a wrong type, an out-of-range value or an unknown method stops the run
+before its first node; nodes then receive these models (Kedro builds them from the node's
+type hints).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from perceptive.eo import classifier, cloud_masking, interpolation
+from perceptive.eo.cube import S2_BANDS
+from perceptive.eo.grid import Grid, aoi_geometry, grid_for_aoi
+from perceptive.eo.indices import INDICES
+from perceptive.eo.links import Registry
+from perceptive.sources import METHODS as SOURCES
+
+
+def link(registry: Registry):
+    """The type of a link parameter: ``{method: <name>, <options>}`` checked by its registry
+    (unknown method or option refused, defaults filled in)."""
+    return Annotated[dict[str, Any], AfterValidator(registry.validate)]
+
+
+SourceSpec = link(SOURCES)
+CloudMaskingSpec = link(cloud_masking.METHODS)
+InterpolationSpec = link(interpolation.METHODS)
+ClassifierSpec = link(classifier.METHODS)
+
+
+class Params(BaseModel):
+    """Unknown keys are refused, values are read-only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+class Aoi(Params):
+    """Exactly one of ``bbox`` [minx, miny, maxx, maxy], ``geometry`` (GeoJSON) or ``file``
+    (any vector file), with the ``crs`` of the coordinates."""
+
+    bbox: tuple[float, float, float, float] | None = None
+    geometry: dict[str, Any] | None = None
+    file: str | None = None
+    crs: str = "EPSG:4326"
+
+    @model_validator(mode="after")
+    def _readable(self) -> Aoi:
+        aoi_geometry(self.model_dump())  # raises GridError (a ValueError) naming the fix
+        return self
+
+    def grid(self, resolution: float) -> Grid:
+        """The AOI's pixel grid at ``resolution`` m, in the UTM zone of its centre."""
+        return grid_for_aoi(*aoi_geometry(self.model_dump()), resolution)
+
+
+class Reference(Params):
+    """Reference labels: ``file`` null takes the source's own labels; otherwise a vector file
+    of labelled polygons whose ``class_column`` holds legend ids."""
+
+    file: str | None
+    class_column: str
+
+
+class IngestionParameters(Params):
+    source: SourceSpec
+    aoi: Aoi
+    time_interval: tuple[dt.date, dt.date]
+    resolution: Annotated[float, Field(gt=0)]
+    tile_size: Annotated[int, Field(ge=16)]
+    reference: Reference
+
+    @field_validator("time_interval")
+    @classmethod
+    def _interval_in_order(cls, interval: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
+        start, end = interval
+        if start > end:
+            raise ValueError(f"reversed: start {start} is after end {end}; swap the two dates.")
+        return interval
+
+
+# --------------------------------------------------------------------------- feature_engineering
+
+
+def _known_features(features: list[str]) -> list[str]:
+    available = [*S2_BANDS, *INDICES]
+    unknown = [name for name in features if name not in available]
+    if unknown:
+        raise ValueError(f"unknown feature(s) {unknown}; available: {', '.join(available)}.")
+    if len(set(features)) != len(features):
+        raise ValueError(f"features {features} name a feature twice.")
+    return features
+
+
+class DateGrid(Params):
+    """The dates every pixel's time series is resampled onto: every ``step_days`` from the
+    start of the cube's time interval."""
+
+    step_days: Annotated[int, Field(ge=1)]
+
+
+class FeatureEngineeringParameters(Params):
+    cloud_masking: CloudMaskingSpec
+    min_valid_fraction: Annotated[float, Field(ge=0, le=1)]
+    features: Annotated[list[str], Field(min_length=1), AfterValidator(_known_features)]
+    date_grid: DateGrid
+    interpolation: InterpolationSpec
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+class LegendClass(Params):
+    id: Annotated[int, Field(ge=0, le=255)]
+    name: str
+    colour: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+
+
+def _unique_ids(classes: list[LegendClass] | None) -> list[LegendClass] | None:
+    ids = [c.id for c in classes or ()]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"legend class ids must be unique, got {ids}.")
+    return classes
+
+
+class Sampling(Params):
+    n_samples: Annotated[int, Field(ge=2)]
+    erosion_radius: Annotated[int, Field(ge=0)]
+    block_size: Annotated[int, Field(ge=2)]
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)]
+    seed: Annotated[int, Field(ge=0)]
+
+
+class SamplingParameters(Params):
+    legend: Annotated[list[LegendClass] | None, AfterValidator(_unique_ids)]
+    sampling: Sampling
+
+
+# --------------------------------------------------------------------------- modelling
+
+
+class ModellingParameters(Params):
+    classifier: ClassifierSpec
+
+
+# --------------------------------------------------------------------------- all together
+
+
+class ProjectParameters(
+    IngestionParameters, FeatureEngineeringParameters, SamplingParameters, ModellingParameters
+):
+    """Every pipeline's parameters, plus the checks that need several of them."""
+
+    data_root: str | None = None  # only ever given at run time (--params data_root=...)
+
+    def conflicts(self) -> list[tuple[str, str]]:
+        """(key, problem) for settings that are valid alone but not together with the AOI."""
+        grid = self.aoi.grid(self.resolution)
+        found = []
+        radius = self.sampling.erosion_radius
+        if 2 * radius + 1 > min(grid.width, grid.height):
+            found.append((
+                "sampling.erosion_radius",
+                f"a {2 * radius + 1} px kernel is larger than the AOI ({grid.width} x "
+                f"{grid.height} px), so every label would be eroded; use 1 or 2 px at 10 m.",
+            ))  # fmt: skip
+        block = self.sampling.block_size
+        if math.ceil(grid.width / block) * math.ceil(grid.height / block) < 2:
+            found.append((
+                "sampling.block_size",
+                f"one block covers the whole AOI ({grid.width} x {grid.height} px), so nothing "
+                f"can be held out for validation; use at most {max(grid.width, grid.height) // 2}.",
+            ))  # fmt: skip
+        if self.cloud_masking["method"] == "s2cloudless":
+            found += _s2cloudless_conflicts(self.cloud_masking, grid)
+        return found
+
+
+def _s2cloudless_conflicts(options: Mapping[str, Any], grid: Grid) -> list[tuple[str, str]]:
+    processing = options["processing_resolution"]
+    factor = processing / grid.resolution
+    if round(factor) < 1 or not math.isclose(factor, round(factor), rel_tol=1e-6):
+        return [(
+            "cloud_masking.processing_resolution",
+            f"must be a whole multiple of the resolution ({grid.resolution:g} m), e.g. "
+            f"{grid.resolution:g}, {2 * grid.resolution:g} or {16 * grid.resolution:g}.",
+        )]  # fmt: skip
+    pixels = options["average_over"] + options["dilation_size"]
+    extent_m = min(grid.width, grid.height) * grid.resolution
+    if 2 * pixels * processing > extent_m:
+        return [(
+            "cloud_masking.average_over",
+            f"average_over + dilation_size = {pixels} pixels of {processing:g} m span "
+            f"{2 * pixels * processing:g} m, more than the AOI ({extent_m:g} m across); lower "
+            "them or the processing_resolution.",
+        )]  # fmt: skip
+    return []
