@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -71,6 +72,16 @@ class Reference(Params):
 
     file: str | None
     class_column: str
+
+    @field_validator("file")
+    @classmethod
+    def _exists(cls, file: str | None) -> str | None:
+        if file is not None and not Path(file).is_file():
+            raise ValueError(
+                f"no file {file!r} (from {Path.cwd()}); give the path of a GeoPackage, GeoJSON "
+                "or Shapefile of labelled polygons, or null for the source's own labels."
+            )
+        return file
 
 
 class IngestionParameters(Params):
