@@ -19,9 +19,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from perceptive.eo import classifier, cloud_masking, interpolation
-from perceptive.eo.cube import S2_BANDS
 from perceptive.eo.grid import Grid, aoi_geometry, grid_for_aoi
-from perceptive.eo.indices import INDICES
+from perceptive.eo.indices import check_feature_names
 from perceptive.eo.links import Registry
 from perceptive.sources import METHODS as SOURCES
 
@@ -104,16 +103,6 @@ class IngestionParameters(Params):
 # --------------------------------------------------------------------------- feature_engineering
 
 
-def _known_features(features: list[str]) -> list[str]:
-    available = [*S2_BANDS, *INDICES]
-    unknown = [name for name in features if name not in available]
-    if unknown:
-        raise ValueError(f"unknown feature(s) {unknown}; available: {', '.join(available)}.")
-    if len(set(features)) != len(features):
-        raise ValueError(f"features {features} name a feature twice.")
-    return features
-
-
 class DateGrid(Params):
     """The dates every pixel's time series is resampled onto: every ``step_days`` from the
     start of the cube's time interval."""
@@ -124,7 +113,7 @@ class DateGrid(Params):
 class FeatureEngineeringParameters(Params):
     cloud_masking: CloudMaskingSpec
     min_valid_fraction: Annotated[float, Field(ge=0, le=1)]
-    features: Annotated[list[str], Field(min_length=1), AfterValidator(_known_features)]
+    features: Annotated[list[str], AfterValidator(check_feature_names)]
     date_grid: DateGrid
     interpolation: InterpolationSpec
 

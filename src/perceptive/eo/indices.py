@@ -67,6 +67,20 @@ def band_norm(refl: xr.DataArray, bands: Sequence[str] | None = LULC_BANDS) -> x
     return norm.astype(np.float32).rename("NORM")
 
 
+def check_feature_names(features: Sequence[str]) -> list[str]:
+    """``features`` as a list when every name is a band or a known index, once each."""
+    features = list(features)
+    if not features:
+        raise ValueError("features is empty; give at least one band or index name.")
+    available = [*S2_BANDS, *INDICES]
+    unknown = [f for f in features if f not in available]
+    if unknown:
+        raise ValueError(f"Unknown feature(s) {unknown}; available: {', '.join(available)}.")
+    if len(set(features)) != len(features):
+        raise ValueError(f"Duplicate feature names in {features}.")
+    return features
+
+
 def feature_stack(
     l1c: xr.Dataset,
     features: Sequence[str] = DEFAULT_FEATURES,
@@ -78,15 +92,7 @@ def feature_stack(
     given; the result has a ``feature`` coordinate with those names. Values are NaN where the
     input has no data (DN 0). Lazy when the cube is.
     """
-    features = list(features)
-    if not features:
-        raise ValueError("features is empty; give at least one band or index name.")
-    available = [*S2_BANDS, *INDICES]
-    unknown = [f for f in features if f not in available]
-    if unknown:
-        raise ValueError(f"Unknown feature(s) {unknown}; available: {available}.")
-    if len(set(features)) != len(features):
-        raise ValueError(f"Duplicate feature names in {features}.")
+    features = check_feature_names(features)
     if "bands" not in l1c:
         raise ValueError(f"The L1C cube has no 'bands' variable (has {sorted(l1c.data_vars)}).")
     refl = reflectance(l1c["bands"])
