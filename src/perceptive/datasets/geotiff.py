@@ -22,7 +22,8 @@ class GeoTiffDataset(LocalVersionedDataset[xr.DataArray]):
     """A (y, x) ``xarray.DataArray`` with a CRS (rioxarray) <-> GeoTIFF.
 
     Optional attrs used on save: ``nodata``; ``colormap`` {value: "#rrggbb"}; ``class_names``
-    {value: name} (written as tags ``CLASS_<value>``).
+    {value: name} (written as tags ``CLASS_<value>``); ``provenance`` (a JSON string, written
+    as the tag ``PROVENANCE``, see perceptive.provenance).
     """
 
     def _read(self, path: Path) -> xr.DataArray:
@@ -58,6 +59,8 @@ class GeoTiffDataset(LocalVersionedDataset[xr.DataArray]):
                 dst.write_colormap(1, {int(k): _rgb(v) for k, v in colormap.items()})
             names = data.attrs.get("class_names") or {}
             dst.update_tags(**{f"CLASS_{int(k)}": str(v) for k, v in names.items()})
+            if data.attrs.get("provenance"):
+                dst.update_tags(PROVENANCE=str(data.attrs["provenance"]))
             factors = [f for f in (2, 4, 8, 16) if min(array.shape) // f >= 64]
             if factors:
                 dst.build_overviews(factors, Resampling.nearest)
