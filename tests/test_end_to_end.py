@@ -153,7 +153,8 @@ def test_missing_input_names_the_whole_chain_to_run_first(tmp_path):
         run_kedro(tmp_path, ["sampling"])
     with pytest.raises(
         Exception,
-        match=r"--pipelines ingestion,feature_engineering,sampling,modelling`",
+        match=r"'features_cube'.*'model'.*--pipelines ingestion,feature_engineering,sampling,"
+        r"modelling`",
     ):
         run_kedro(tmp_path, ["prediction"])
 

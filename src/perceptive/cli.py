@@ -1,4 +1,5 @@
-"""Project commands: ``kedro run`` that reports the project's own errors in a few lines.
+"""Project commands: ``kedro run`` that reports the project's own errors in a few lines, and
+``kedro runs`` that lists past runs with their key parameters and metrics.
 
 Kedro lets an exception escape as a full rich traceback (150+ lines) even when the problem is a
 typo in a parameter. Here an error raised by the project itself to explain a problem (a
@@ -16,6 +17,7 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 
 from perceptive.hooks import MissingInputError
+from perceptive.run_listing import runs
 
 #: Logs only to the file handler (conf/logging.yml), so the console stays short.
 traceback_log = logging.getLogger("perceptive.traceback")
@@ -63,3 +65,4 @@ cli.add_command(
         short_help=kedro_run.short_help,
     )
 )
+cli.add_command(runs)

@@ -26,24 +26,26 @@ class InputCheckHooks:
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline: Pipeline, catalog: DataCatalog):
         pinned = run_params.get("load_versions") or {}
-        for name in sorted(pipeline.inputs()):
-            if name.startswith("params:") or name == "parameters" or name not in catalog:
-                continue
-            if catalog.exists(name):
-                continue
-            dataset = catalog.get(name)
+        missing = [
+            name
+            for name in sorted(pipeline.inputs())
+            if not name.startswith("params:") and name != "parameters" and name in catalog
+            and not catalog.exists(name)
+        ]  # fmt: skip
+        for name in missing:
             if name in pinned:
-                versions = _versions(dataset)
+                versions = _versions(catalog.get(name))
                 raise MissingInputError(
                     f"Input {name!r} has no version {pinned[name]!r}. Saved versions: "
                     f"{', '.join(versions[:5]) or 'none'}. Pin one of them with "
                     f"--load-versions {name}:VERSION, or drop the pin to use the newest."
                 )
-            chain = _pipelines_to_run_first(name, catalog)
+        if missing:
+            chain = _pipelines_to_run_first(missing, catalog)
+            where = "; ".join(f"{name!r} under {_where(catalog.get(name))}" for name in missing)
             raise MissingInputError(
-                f"Input {name!r} has no saved version under {_where(dataset)}. Run "
-                f"`kedro run --pipelines {','.join(chain)}` first to produce it, or plain "
-                "`kedro run` for the whole workflow."
+                f"No saved version of {where}. Run `kedro run --pipelines {','.join(chain)}` "
+                "first to produce them, or plain `kedro run` for the whole workflow."
             )
 
 
@@ -57,13 +59,13 @@ def _producing_pipeline(name: str) -> str | None:
     return None
 
 
-def _pipelines_to_run_first(name: str, catalog: DataCatalog) -> list[str]:
-    """Every link, in workflow order, needed to produce ``name`` from what is saved: the
-    producer of ``name`` and, recursively, the producers of its own missing inputs."""
+def _pipelines_to_run_first(names: list[str], catalog: DataCatalog) -> list[str]:
+    """Every link, in workflow order, needed to produce ``names`` from what is saved: their
+    producers and, recursively, the producers of those links' own missing inputs."""
     from perceptive.pipeline_registry import LINKS
 
     needed: set[str] = set()
-    todo = [name]
+    todo = list(names)
     while todo:
         link = _producing_pipeline(todo.pop())
         if link is None or link in needed:
