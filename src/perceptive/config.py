@@ -19,8 +19,8 @@ from kedro.config import OmegaConfigLoader
 from omegaconf import OmegaConf
 from pydantic import BaseModel, ValidationError
 
-from perceptive.eo.links import did_you_mean
-from perceptive.params import ProjectParameters
+from perceptive.eo.links import LinkError, did_you_mean
+from perceptive.params import Aoi, ProjectParameters
 
 Path_ = tuple[str, ...]
 
@@ -77,6 +77,8 @@ def _merge_into(target: dict, layer: dict, origin: str, path: Path_, origins: di
             and value["method"] != old.get("method")
         )
         if isinstance(value, dict) and isinstance(old, dict) and not switches_method:
+            if here == ("aoi",):
+                _drop_other_kinds(old, value, origins)
             _merge_into(old, value, origin, here, origins)
             continue
         target[key] = copy.deepcopy(value)
@@ -85,22 +87,31 @@ def _merge_into(target: dict, layer: dict, origin: str, path: Path_, origins: di
         origins[here] = origin
 
 
+def _drop_other_kinds(old: dict, new: dict, origins: dict[Path_, str]) -> None:
+    """An AOI given one way (say a ``file``) replaces one given another way (a ``bbox``)."""
+    if any(new.get(kind) is not None for kind in Aoi.KINDS):
+        for kind in Aoi.KINDS:
+            if kind not in new and old.pop(kind, None) is not None:
+                origins.pop(("aoi", kind), None)
+
+
 def validate_parameters(merged: dict, origins: dict[Path_, str]) -> dict[str, Any]:
     """The merged parameters checked against the schema, with every default filled in, as
     plain data (nodes get models built from it by Kedro)."""
     try:
         checked = ProjectParameters.model_validate(merged)
     except ValidationError as err:
-        raise ParameterError(_message(_field_problems(err, origins))) from None
+        raise ParameterError(_message(_field_problems(err, merged, origins))) from None
+    resolved = checked.model_dump(mode="json")
     conflicts = checked.conflicts()
     if conflicts:
         problems = [
-            f"{key} = {_lookup(merged, key)!r} (set in {_where(tuple(key.split('.')), origins)}): "
-            f"{problem}"
+            f"{key} = {_lookup(resolved, key)!r} ({_where(tuple(key.split('.')), origins, merged)})"
+            f": {problem}"
             for key, problem in conflicts
         ]
         raise ParameterError(_message(problems))
-    return checked.model_dump(mode="json")
+    return resolved
 
 
 def _message(problems: list[str]) -> str:
@@ -113,40 +124,56 @@ def _message(problems: list[str]) -> str:
 def _lookup(merged: dict, key: str) -> Any:
     value: Any = merged
     for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
     return value
 
 
-def _field_problems(err: ValidationError, origins: dict[Path_, str]) -> list[str]:
+def _field_problems(err: ValidationError, merged: dict, origins: dict[Path_, str]) -> list[str]:
     lines = []
     for e in err.errors():
         loc = tuple(str(part) for part in e["loc"])
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, LinkError) and cause.option:
+            loc = (*loc, cause.option)  # name the option, not only the link
+        while loc and loc[-1].isdigit():  # an item of a list: speak of the list
+            loc = loc[:-1]
         key = ".".join(loc) or "(parameters)"
-        where = _where(loc, origins)
+        where = _where(loc, origins, merged)
         if e["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc[:-1])
             lines.append(
-                f"{key} (set in {where}): unknown key.{did_you_mean(loc[-1], allowed)} "
+                f"{key} ({where}): unknown key.{did_you_mean(loc[-1], allowed)} "
                 f"Allowed here: {', '.join(allowed)}."
             )
-        elif e["type"] == "missing":
-            lines.append(f"{key}: missing; set it in conf/base/parameters_*.yml.")
+        elif e["type"] == "missing" and len(loc) == len(e["loc"]):
+            lines.append(f"{key}: missing; every run needs it (conf/base/parameters_*.yml).")
         else:
-            value = e.get("input")
+            value = _lookup(merged, key)
             shown = "" if isinstance(value, dict) else f" = {value!r}"
             message = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{key}{shown} (set in {where}): {message}")
+            if e["type"] == "missing":  # an item missing from a list such as [start, end]
+                message = "too few items."
+            lines.append(f"{key}{shown} ({where}): {message}")
     return lines
 
 
-def _where(loc: Path_, origins: dict[Path_, str]) -> str:
-    """The layer(s) that set the value at ``loc`` or anything inside it."""
+def _where(loc: Path_, origins: dict[Path_, str], merged: dict) -> str:
+    """Where the value at ``loc`` (or anything inside it) was set: the layer(s), or the
+    method's default when no layer gave it."""
     found = [o for p, o in origins.items() if p[: len(loc)] == loc]
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in origins:
-            found.insert(0, origins[loc[:end]])
+    for end in range(len(loc) - 1, 0, -1):
+        if found or _lookup(merged, ".".join(loc)) is None:
             break
-    return ", ".join(dict.fromkeys(found)) or "conf/base"
+        if loc[:end] in origins:  # given inside a block that a layer set whole
+            found.append(origins[loc[:end]])
+    if not found:
+        return "a default"
+    return "set in " + ", ".join(dict.fromkeys(found))
 
 
 def _allowed_keys(loc: Path_) -> list[str]:

@@ -14,7 +14,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -49,6 +49,8 @@ class Params(BaseModel):
 class Aoi(Params):
     """Exactly one of ``bbox`` [minx, miny, maxx, maxy], ``geometry`` (GeoJSON) or ``file``
     (any vector file), with the ``crs`` of the coordinates."""
+
+    KINDS: ClassVar[tuple[str, ...]] = ("bbox", "geometry", "file")
 
     bbox: tuple[float, float, float, float] | None = None
     geometry: dict[str, Any] | None = None

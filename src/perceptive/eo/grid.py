@@ -125,7 +125,13 @@ def aoi_geometry(aoi: dict) -> tuple[BaseGeometry, CRS]:
     else:
         import geopandas as gpd
 
-        frame = gpd.read_file(aoi["file"])
+        try:
+            frame = gpd.read_file(aoi["file"])
+        except Exception as err:  # pyogrio raises DataSourceError and others, file or format
+            raise GridError(
+                f"aoi.file {aoi['file']!r} cannot be read as a vector file ({err}); give the "
+                "path of a GeoPackage, GeoJSON or Shapefile holding the AOI polygon."
+            ) from None
         if frame.crs is None:
             raise GridError(f"AOI file {aoi['file']} has no CRS; set one (e.g. in QGIS) and retry.")
         geom, crs = frame.union_all(), frame.crs

@@ -27,7 +27,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 
 class LinkError(ValueError):
-    """A link's method or options are not usable; the message names the key and the fix."""
+    """A link's method or options are not usable; the message names the key and the fix.
+
+    ``option`` is the option the problem is about, if one is (for messages that name the
+    full key, e.g. ``cloud_masking.threshold``)."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 def did_you_mean(word: str, choices) -> str:
@@ -79,7 +86,8 @@ class Registry:
         try:
             checked = model.model_validate(options)
         except ValidationError as err:
-            raise LinkError(_options_message(err, self.link, name, model)) from None
+            option = str(err.errors()[0]["loc"][0]) if err.error_count() == 1 else None
+            raise LinkError(_options_message(err, self.link, name, model), option) from None
         return {"method": name, **checked.model_dump()}
 
     def run(self, spec: Mapping[str, Any], *inputs: Any) -> Any:
@@ -138,10 +146,13 @@ class EstimatorRegistry(Registry):
         passed_on = self._pass_through[cls]() if cls in self._pass_through else set()
         unknown = [key for key in options if key not in own and key not in passed_on]
         if unknown:
-            hints = "".join(did_you_mean(key, [*own, *passed_on]) for key in unknown)
+            hints = "".join(
+                did_you_mean(key, own) or did_you_mean(key, passed_on) for key in unknown
+            )
             more = " and its library's own parameters" if passed_on else ""
             raise LinkError(
-                f"{name} has no option(s) {unknown}.{hints} Its options: {', '.join(own)}{more}."
+                f"{name} has no option(s) {unknown}.{hints} Its options: {', '.join(own)}{more}.",
+                unknown[0] if len(unknown) == 1 else None,
             )
         try:
             estimator = cls(**options)
