@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from perceptive.eo.links import LinkError, did_you_mean
 from perceptive.params import Aoi, ProjectParameters
 
-Path_ = tuple[str, ...]
+KeyPath = tuple[str, ...]
 
 
 class ParameterError(ValueError):
@@ -38,8 +38,8 @@ class ProjectConfigLoader(OmegaConfigLoader):
             return super().__getitem__(key)
         self._register_runtime_params_resolver()
         base, env, *_ = self._read_raw_config(key)
-        layers = [(_origin(path, self.conf_source), _resolved(cfg)) for path, cfg in base.items()]
-        layers += [(_origin(path, self.conf_source), _resolved(cfg)) for path, cfg in env.items()]
+        files = [*base.items(), *env.items()]  # base first: a run environment overrides it
+        layers = [(_origin(path, self.conf_source), _resolved(cfg)) for path, cfg in files]
         layers.append(("--params", dict(self.runtime_params or {})))
         merged, origins = merge_layers(layers)
         return validate_parameters(merged, origins)
@@ -56,17 +56,17 @@ def _origin(path: Path, conf_source: str) -> str:
         return str(path)
 
 
-def merge_layers(layers: list[tuple[str, dict]]) -> tuple[dict, dict[Path_, str]]:
+def merge_layers(layers: list[tuple[str, dict]]) -> tuple[dict, dict[KeyPath, str]]:
     """Merge ``(origin, parameters)`` layers in order; returns the result and, per key path,
     the origin of the layer that last set it."""
     merged: dict[str, Any] = {}
-    origins: dict[Path_, str] = {}
+    origins: dict[KeyPath, str] = {}
     for origin, layer in layers:
         _merge_into(merged, layer, origin, (), origins)
     return merged, origins
 
 
-def _merge_into(target: dict, layer: dict, origin: str, path: Path_, origins: dict) -> None:
+def _merge_into(target: dict, layer: dict, origin: str, path: KeyPath, origins: dict) -> None:
     for key, value in layer.items():
         here = (*path, str(key))
         old = target.get(key)
@@ -87,7 +87,7 @@ def _merge_into(target: dict, layer: dict, origin: str, path: Path_, origins: di
         origins[here] = origin
 
 
-def _drop_other_kinds(old: dict, new: dict, origins: dict[Path_, str]) -> None:
+def _drop_other_kinds(old: dict, new: dict, origins: dict[KeyPath, str]) -> None:
     """An AOI given one way (say a ``file``) replaces one given another way (a ``bbox``)."""
     if any(new.get(kind) is not None for kind in Aoi.KINDS):
         for kind in Aoi.KINDS:
@@ -95,7 +95,7 @@ def _drop_other_kinds(old: dict, new: dict, origins: dict[Path_, str]) -> None:
                 origins.pop(("aoi", kind), None)
 
 
-def validate_parameters(merged: dict, origins: dict[Path_, str]) -> dict[str, Any]:
+def validate_parameters(merged: dict, origins: dict[KeyPath, str]) -> dict[str, Any]:
     """The merged parameters checked against the schema, with every default filled in, as
     plain data (nodes get models built from it by Kedro)."""
     try:
@@ -133,7 +133,7 @@ def _lookup(merged: dict, key: str) -> Any:
     return value
 
 
-def _field_problems(err: ValidationError, merged: dict, origins: dict[Path_, str]) -> list[str]:
+def _field_problems(err: ValidationError, merged: dict, origins: dict[KeyPath, str]) -> list[str]:
     lines = []
     for e in err.errors():
         loc = tuple(str(part) for part in e["loc"])
@@ -162,7 +162,7 @@ def _field_problems(err: ValidationError, merged: dict, origins: dict[Path_, str
     return lines
 
 
-def _where(loc: Path_, origins: dict[Path_, str], merged: dict) -> str:
+def _where(loc: KeyPath, origins: dict[KeyPath, str], merged: dict) -> str:
     """Where the value at ``loc`` (or anything inside it) was set: the layer(s), or the
     method's default when no layer gave it."""
     found = [o for p, o in origins.items() if p[: len(loc)] == loc]
@@ -176,7 +176,7 @@ def _where(loc: Path_, origins: dict[Path_, str], merged: dict) -> str:
     return "set in " + ", ".join(dict.fromkeys(found))
 
 
-def _allowed_keys(loc: Path_) -> list[str]:
+def _allowed_keys(loc: KeyPath) -> list[str]:
     model: Any = ProjectParameters
     for part in loc:
         field = getattr(model, "model_fields", {}).get(part)
