@@ -384,6 +384,15 @@ def test_modelling_evaluates_with_the_legend_of_the_samples(upstream):
     assert report["n_samples"] == int((upstream["custom_samples"]["split"] == "validation").sum())
 
 
+def test_validation_metrics_name_the_estimator_and_its_settings(upstream):
+    spec = {"method": "random_forest", "n_estimators": 6, "max_depth": 4}
+    report = run(modelling(), {"samples": upstream["samples"]}, classifier=spec)
+    report = report["validation_metrics"]
+    assert report["model"]["estimator"] == "sklearn.ensemble._forest.RandomForestClassifier"
+    assert report["model"]["params"]["n_estimators"] == 6
+    assert report["model"]["params"]["max_depth"] == 4
+
+
 # --------------------------------------------------------------------------- prediction
 
 

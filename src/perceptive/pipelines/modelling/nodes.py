@@ -26,10 +26,12 @@ def train(samples: pd.DataFrame, classifier: dict) -> LulcModel:
 
 
 def evaluate(model: LulcModel, samples: pd.DataFrame) -> tuple[dict, Figure]:
-    """Accuracy on the spatially held-out validation pixels, and its confusion matrix plot."""
+    """Accuracy on the spatially held-out validation pixels, and its confusion matrix plot;
+    the report names the estimator and its settings."""
     validation = samples[samples["split"] == "validation"]
     predicted = model.predict(validation[model.feature_names].to_numpy("float32"))
     report = classification_report(validation["label"].to_numpy(), predicted, legend=model.legend)
+    report["model"] = model.info  # which estimator, with which settings, scored this
     log.info(
         "Validation: overall accuracy %.3f, kappa %.3f, majority-class share %.3f (%d pixels)",
         report["overall_accuracy"], report["kappa"], report["majority_class_share"],
