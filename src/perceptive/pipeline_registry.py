@@ -10,7 +10,7 @@ LINKS = ("ingestion", "feature_engineering", "sampling", "modelling", "predictio
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    pipelines = find_pipelines(raise_errors=True)  # only the requested ones with --pipeline
+    pipelines = find_pipelines(raise_errors=True)  # only the requested ones with --pipelines
     if all(name in pipelines for name in LINKS):
         pipelines["__default__"] = sum((pipelines[name] for name in LINKS), Pipeline([]))
     return pipelines
