@@ -9,7 +9,14 @@ from pyproj import CRS
 
 from perceptive.eo.cube import S2_BANDS, make_l1c_cube, reflectance
 from perceptive.eo.grid import Grid
-from perceptive.eo.indices import band_norm, feature_stack, ndvi, ndwi, normalized_difference
+from perceptive.eo.indices import (
+    INDICES,
+    band_norm,
+    feature_stack,
+    ndvi,
+    ndwi,
+    normalized_difference,
+)
 
 
 def _cube():
@@ -54,6 +61,23 @@ def test_ndvi_ndwi_norm_hand_computed():
     np.testing.assert_allclose(ndvi(refl).values[0, 0, 1], 0.0, atol=1e-7)
     np.testing.assert_allclose(band_norm(refl).values[0, 0, 1], np.sqrt(6) * 0.1, rtol=1e-6)
     assert np.isnan(band_norm(refl).values[1, 0, 1])
+
+
+def test_moisture_built_up_and_red_edge_indices_hand_computed():
+    """Pixel 0: B08 .32, B11 .18, B05 and B8A .10 (the cube's default DN 1000)."""
+    refl = reflectance(_cube()["bands"])
+    expected = {
+        "NDMI": (0.32 - 0.18) / (0.32 + 0.18),
+        "NDBI": (0.18 - 0.32) / (0.18 + 0.32),
+        "NDRE": (0.10 - 0.10) / (0.10 + 0.10),
+    }
+    for name, value in expected.items():
+        index = INDICES[name](refl)
+        assert index.dtype == np.float32 and index.name == name
+        np.testing.assert_allclose(index.values[0, 0, 0], value, rtol=1e-6, atol=1e-7)
+        assert np.isnan(index.values[1, 0, 1])  # no data stays NaN
+    stack = feature_stack(_cube(), ("NDMI", "B08"))
+    np.testing.assert_allclose(stack.values[0, 0, 0, 0], expected["NDMI"], rtol=1e-6)
 
 
 def test_feature_stack_layout_and_values():

@@ -4,17 +4,21 @@ Why: the eo-learn LULC classifier sees, per date, six reflectance bands plus thr
 channels (NDVI, NDWI, NORM). This module computes them from the L1C cube lazily, in float32,
 with NaN wherever the input has no data, and stacks them along a ``feature`` dimension.
 
-Choices:
-- NDWI is McFeeters' (B03 - B08) / (B03 + B08), as in the eo-learn LULC example;
-- NORM is the Euclidean norm sqrt(sum of squared reflectances) over the bands of the
-  example's BANDS feature, i.e. B02, B03, B04, B08, B11, B12 (the current eo-learn LULC
-  notebook downloads only those six bands and applies its norm to them; the older 0.x example
-  used all 13 L1C bands). ``norm_bands`` changes it, e.g. ``S2_BANDS`` for all 13.
+Indices are a registry, :data:`INDICES` (name -> function of the reflectance array), so the
+``features`` parameter may list any of them; adding one is a function and a registry line:
+- NDVI (B08, B04) and NDWI, McFeeters' (B03 - B08) / (B03 + B08), as in the eo-learn LULC
+  example;
+- NORM, the Euclidean norm sqrt(sum of squared reflectances) over B02, B03, B04, B08, B11, B12,
+  the bands of the example's BANDS feature (the current eo-learn LULC notebook downloads only
+  those six and applies its norm to them; the older 0.x example used all 13 L1C bands);
+  ``norm_bands`` changes it, e.g. ``S2_BANDS`` for all 13;
+- NDMI (B08 - B11) / (B08 + B11), moisture (Gao's NDWI); NDBI (B11 - B08) / (B11 + B08),
+  built-up; NDRE (B8A - B05) / (B8A + B05), red edge with the narrow NIR band.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import xarray as xr
@@ -25,8 +29,6 @@ from perceptive.eo.cube import S2_BANDS, reflectance
 LULC_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B11", "B12")
 #: The eo-learn LULC feature set: 6 bands + NDVI, NDWI, NORM.
 DEFAULT_FEATURES: tuple[str, ...] = (*LULC_BANDS, "NDVI", "NDWI", "NORM")
-#: Derived features this module knows (besides the bands themselves).
-INDICES: tuple[str, ...] = ("NDVI", "NDWI", "NORM")
 
 
 def _band(refl: xr.DataArray, name: str) -> xr.DataArray:
@@ -67,6 +69,25 @@ def band_norm(refl: xr.DataArray, bands: Sequence[str] | None = LULC_BANDS) -> x
     return norm.astype(np.float32).rename("NORM")
 
 
+def _nd(name: str, a: str, b: str) -> Callable[[xr.DataArray], xr.DataArray]:
+    def index(refl: xr.DataArray) -> xr.DataArray:
+        return normalized_difference(_band(refl, a), _band(refl, b)).rename(name)
+
+    index.__doc__ = f"{name} = ({a} - {b}) / ({a} + {b}) of a (time, band, y, x) reflectance."
+    return index
+
+
+#: Derived features by name (besides the bands themselves): reflectance -> (time, y, x).
+INDICES: dict[str, Callable[[xr.DataArray], xr.DataArray]] = {
+    "NDVI": ndvi,
+    "NDWI": ndwi,
+    "NORM": band_norm,
+    "NDMI": _nd("NDMI", "B08", "B11"),
+    "NDBI": _nd("NDBI", "B11", "B08"),
+    "NDRE": _nd("NDRE", "B8A", "B05"),
+}
+
+
 def check_feature_names(features: Sequence[str]) -> list[str]:
     """``features`` as a list when every name is a band or a known index, once each."""
     features = list(features)
@@ -96,7 +117,7 @@ def feature_stack(
     if "bands" not in l1c:
         raise ValueError(f"The L1C cube has no 'bands' variable (has {sorted(l1c.data_vars)}).")
     refl = reflectance(l1c["bands"])
-    builders = {"NDVI": ndvi, "NDWI": ndwi, "NORM": lambda r: band_norm(r, norm_bands)}
+    builders = {**INDICES, "NORM": lambda r: band_norm(r, norm_bands)}
     layers = [
         builders[f](refl) if f in builders else _band(refl, f).astype(np.float32) for f in features
     ]
