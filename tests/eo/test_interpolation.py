@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from perceptive.eo.interpolation import date_grid, linear_interpolation
+from perceptive.eo.interpolation import date_grid, interpolate, linear_interpolation
+from perceptive.eo.links import LinkError
 
 DAY0 = pd.Timestamp("2017-01-01")
 
@@ -149,3 +150,41 @@ def test_mismatched_time_is_rejected():
     data, valid, _ = _random_case()
     with pytest.raises(ValueError, match="same time"):
         linear_interpolation(data, valid.isel(time=slice(1, None)), date_grid())
+
+
+# Valid observations at day 0 (value 1) and day 20 (value 7); day 10 (3) is cloudy.
+_GAPPY = ([0, 10, 20], [[1.0, 3.0, 7.0]], [[True, False, True]])
+_TARGETS = [-3, 0, 4, 10, 11, 25]
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ({"method": "linear"}, [1, 1, 2.2, 4, 4.3, 7]),
+        ({"method": "linear", "edges": "hold"}, [1, 1, 2.2, 4, 4.3, 7]),
+        ({"method": "linear", "edges": "nan"}, [np.nan, 1, 2.2, 4, 4.3, np.nan]),
+        ({"method": "nearest"}, [1, 1, 1, 1, 7, 7]),  # day 10: a tie, the earlier wins
+        ({"method": "previous"}, [np.nan, 1, 1, 1, 1, 7]),
+    ],
+)
+def test_methods_against_hand_computed_values(method, expected):
+    data, valid = _series(*_GAPPY)
+    out = interpolate(data, valid, _at(_TARGETS), method)
+    np.testing.assert_allclose(out.values[:, 0, 0, 0], expected, rtol=1e-6)
+    assert out.dtype == np.float32 and out.attrs["interpolation"]["method"] == method["method"]
+
+
+@pytest.mark.parametrize("name", ["linear", "nearest", "previous"])
+def test_every_method_leaves_a_pixel_without_valid_observation_nan(name):
+    data, valid = _series([0, 10], [[1.0, 2.0], [5.0, 6.0]], [[False, False], [True, True]])
+    out = interpolate(
+        data.chunk({"x": 1}), valid.chunk({"x": 1}), _at([0, 5, 10]), {"method": name}
+    )
+    assert np.isnan(out.values[:, 0, 0, 0]).all()
+    assert not np.isnan(out.values[:, 0, 0, 1]).any()
+
+
+def test_unknown_edge_rule_is_refused_with_the_choices():
+    data, valid = _series(*_GAPPY)
+    with pytest.raises(LinkError, match=r"option 'edges' = 'zero'.*'hold' or 'nan'"):
+        interpolate(data, valid, _at(_TARGETS), {"method": "linear", "edges": "zero"})

@@ -1,17 +1,24 @@
 """Temporal resampling of irregular, gappy per-pixel time series onto one regular date grid.
 
 Why: each pixel has a different set of cloud-free acquisitions, but the classifier needs the
-same features at the same dates for every pixel. As in eo-learn's LinearInterpolationTask,
-each pixel's valid observations are linearly interpolated in time onto a fixed grid (every 16
-days by default); before the first and after the last valid observation the nearest valid
-value is held (numpy.interp semantics); a pixel without any valid observation is NaN.
+same features at the same dates for every pixel, so each pixel's valid observations are
+resampled onto a fixed grid (every 16 days by default). Methods (:data:`METHODS`):
+
+- ``linear`` (default): linear in time between the valid observations around a date. Outside a
+  pixel's first and last valid observation, ``edges: hold`` keeps the nearest valid value
+  (numpy.interp's rule, the default) and ``edges: nan`` gives NaN (eo-learn's
+  LinearInterpolationTask rule);
+- ``nearest``: the valid observation closest in time (the earlier one on a tie);
+- ``previous``: the last valid observation at or before the date, NaN before the first.
+
+A pixel without any valid observation is NaN whatever the method.
 
 The implementation is vectorised over pixels (no Python loop over pixels): one forward and
 one backward sweep over the time steps carry, per pixel, the most recent valid value and its
 observation index (``np.copyto(..., where=valid)``); at each target date the sweeps give the last
-valid observation at or before it and the first at or after it, which are blended by time
-distance (times in float64 days, values in float32). This equals a running max / reversed running
-min of valid indices plus a gather, but avoids full (time, y, x) index arrays and is ~2x faster.
+valid observation at or before it and the first at or after it, which each method combines
+(times in float64 days, values in float32). This equals a running max / reversed running min
+of valid indices plus a gather, but avoids full (time, y, x) index arrays and is ~2x faster.
 It runs per spatial chunk through ``dask`` so memory is bounded by a few chunks, never the AOI.
 
 The link: a method is a numpy kernel over one block, registered in :data:`METHODS`;
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -76,36 +83,78 @@ def _sweep(
     return out_val, out_idx
 
 
-def linear(
-    data: np.ndarray, valid: np.ndarray, obs_days: np.ndarray, target_days: np.ndarray
-) -> np.ndarray:
-    """Linear kernel: data (T, F, ...) float32, valid (T, 1 or F, ...) bool -> (M, F, ...)."""
+def _neighbours(data: np.ndarray, valid: np.ndarray, obs_days: np.ndarray, target_days: np.ndarray):
+    """Per feature ``f`` of a block (data (T, F, ...), valid (T, 1 or F, ...)): for every target
+    day (M, ...) the last valid observation at or before it and the first at or after it, as
+    ``(f, (v_left, t_left, has_left), (v_right, t_right, has_right))``."""
     n_obs, n_feat = data.shape[:2]
-    n_target = target_days.size
-    out = np.full((n_target, n_feat, *data.shape[2:]), np.nan, np.float32)
-    if n_obs == 0:
-        return out
     # Per target date, the last observation time index <= it and the first >= it (same for
     # every pixel); -1 / n_obs when there is none.
     at_or_before = np.searchsorted(obs_days, target_days, side="right") - 1
     at_or_after = np.searchsorted(obs_days, target_days, side="left")
-    target_shape = (n_target, *[1] * (data.ndim - 2))
-    targets = target_days.reshape(target_shape)
     for f in range(n_feat):  # loop over features, not pixels: bounds the temporaries
         values = data[:, f]
         ok = valid[:, min(f, valid.shape[1] - 1)] & ~np.isnan(values)
-        v_left, i_left = _sweep(values, ok, range(n_obs), at_or_before, n_target)
-        v_right, i_right = _sweep(values, ok, range(n_obs - 1, -1, -1), at_or_after, n_target)
-        has_left, has_right = i_left >= 0, i_right >= 0
-        t_left = obs_days[np.maximum(i_left, 0)]
-        t_right = obs_days[np.maximum(i_right, 0)]
+        v_left, i_left = _sweep(values, ok, range(n_obs), at_or_before, target_days.size)
+        v_right, i_right = _sweep(
+            values, ok, range(n_obs - 1, -1, -1), at_or_after, target_days.size
+        )
+        left = (v_left, obs_days[np.maximum(i_left, 0)], i_left >= 0)
+        right = (v_right, obs_days[np.maximum(i_right, 0)], i_right >= 0)
+        yield f, left, right
+
+
+def linear(
+    data: np.ndarray,
+    valid: np.ndarray,
+    obs_days: np.ndarray,
+    target_days: np.ndarray,
+    *,
+    edges: Literal["hold", "nan"] = "hold",
+) -> np.ndarray:
+    """Linear kernel: data (T, F, ...) float32, valid (T, 1 or F, ...) bool -> (M, F, ...).
+    ``edges``: outside a pixel's valid observations, hold the nearest valid value or give NaN."""
+
+    def combine(targets, left, right):
+        (v_left, t_left, has_left), (v_right, t_right, has_right) = left, right
         span = t_right - t_left
         with np.errstate(invalid="ignore", divide="ignore"):
             w = np.where(span > 0, (targets - t_left) / span, 0.0).astype(np.float32)
         blended = v_left + w * (v_right - v_left)
-        # hold the nearest valid value outside the valid range; NaN without any valid value
-        result = np.where(has_left & has_right, blended, np.where(has_left, v_left, v_right))
-        out[:, f] = result
+        outside = np.where(has_left, v_left, v_right) if edges == "hold" else np.nan
+        return np.where(has_left & has_right, blended, outside)
+
+    return _kernel(data, valid, obs_days, target_days, combine)
+
+
+def nearest(
+    data: np.ndarray, valid: np.ndarray, obs_days: np.ndarray, target_days: np.ndarray
+) -> np.ndarray:
+    """Nearest kernel: the valid observation closest in time, the earlier one on a tie."""
+
+    def combine(targets, left, right):
+        (v_left, t_left, has_left), (v_right, t_right, has_right) = left, right
+        take_left = has_left & (~has_right | (targets - t_left <= t_right - targets))
+        return np.where(take_left, v_left, v_right)  # v_right is NaN where it does not exist
+
+    return _kernel(data, valid, obs_days, target_days, combine)
+
+
+def previous(
+    data: np.ndarray, valid: np.ndarray, obs_days: np.ndarray, target_days: np.ndarray
+) -> np.ndarray:
+    """Previous kernel: the last valid observation at or before the date, NaN before the first."""
+    return _kernel(data, valid, obs_days, target_days, lambda targets, left, right: left[0])
+
+
+def _kernel(data, valid, obs_days, target_days, combine) -> np.ndarray:
+    """Run ``combine(targets, left, right)`` for every feature of a block."""
+    out = np.full((target_days.size, *data.shape[1:]), np.nan, np.float32)
+    if data.shape[0] == 0:
+        return out
+    targets = target_days.reshape((target_days.size, *[1] * (data.ndim - 2)))
+    for f, left, right in _neighbours(data, valid, obs_days, target_days):
+        out[:, f] = combine(targets, left, right)
     return out
 
 
@@ -116,6 +165,8 @@ METHODS = Registry(
     "interpolation", "kernel(data, valid, obs_days, target_days, **options) -> (M, F, ...)"
 )
 METHODS.register("linear", linear)
+METHODS.register("nearest", nearest)
+METHODS.register("previous", previous)
 
 
 def linear_interpolation(
