@@ -260,7 +260,7 @@ def test_interpolation_method_is_the_one_chosen(upstream, toy_interpolation):
     inputs = {"l1c_cube": upstream["l1c_cube"], "masks_cube": upstream["masks_cube"]}
     compute_features = feature_engineering().only_nodes("compute_features")
     linear = upstream["features_cube"]
-    assert linear.attrs["interpolation"] == {"method": "linear"}
+    assert linear.attrs["interpolation"] == {"method": "linear", "edges": "hold"}  # defaults filled
     assert float(linear["features"].std()) > 0
     toy = run(compute_features, inputs, interpolation={"method": "toy", "value": 3})
     assert toy["features_cube"].attrs["interpolation"] == {"method": "toy", "value": 3.0}
