@@ -101,6 +101,7 @@ def test_features_are_the_valid_observations_interpolated(small_run):
         valid = masks["is_valid"][:, row, col].values
         frame_kept = pd.DatetimeIndex(l1c["time"].values).normalize().isin(kept)
         use = valid & frame_kept
+        assert int(features_cube["valid_count"][row, col]) == int(use.sum())
         days = (pd.DatetimeIndex(l1c["time"].values[use]) - dates[0]).days.to_numpy()
         red, nir = dn[use, S2_BANDS.index("B04")], dn[use, S2_BANDS.index("B08")]
         ndvi = (nir - red) / (nir + red)

@@ -188,3 +188,11 @@ def test_unknown_edge_rule_is_refused_with_the_choices():
     data, valid = _series(*_GAPPY)
     with pytest.raises(LinkError, match=r"option 'edges' = 'zero'.*'hold' or 'nan'"):
         interpolate(data, valid, _at(_TARGETS), {"method": "linear", "edges": "zero"})
+
+
+def test_a_date_grid_outside_the_observations_is_refused():
+    data, valid = _series(*_GAPPY)
+    with pytest.raises(ValueError, match=r"date grid 2018-01-01 .. 2018-01-11 does not overlap"):
+        interpolate(
+            data, valid, pd.date_range("2018-01-01", "2018-01-11", freq="10D"), {"method": "linear"}
+        )

@@ -210,6 +210,12 @@ def interpolate(
     times = pd.DatetimeIndex(data["time"].values)
     if not (times.is_monotonic_increasing and times.is_unique):
         raise ValueError("time must be sorted and unique before interpolation.")
+    if len(times) and (dates.max() < times[0] or dates.min() > times[-1]):
+        raise ValueError(
+            f"The date grid {dates.min().date()} .. {dates.max().date()} does not overlap the "
+            f"observations {times[0].date()} .. {times[-1].date()}; every value would be made "
+            "up. Check the time interval and the frames kept (min_valid_fraction)."
+        )
     extra = [d for d in valid.dims[1:] if d not in data.dims]
     if extra:
         raise ValueError(f"valid has dims {extra} that data {data.dims} does not have.")

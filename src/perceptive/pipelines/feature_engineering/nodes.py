@@ -16,6 +16,7 @@ from perceptive.eo.valid_data import (
     MIN_FRAMES,
     data_mask,
     select_frames,
+    valid_count,
     valid_fraction,
     valid_mask,
 )
@@ -54,7 +55,8 @@ def compute_features(
 ) -> xr.Dataset:
     """Drop frames with too few valid pixels, compute the features, and resample each pixel's
     valid observations onto one date grid over the cube's own time interval (every pixel gets
-    the same features)."""
+    the same features). ``valid_count`` says on how many observations each pixel's features
+    rest; 0 marks the pixels left NaN."""
     validate_l1c_cube(l1c_cube)
     validate_masks_cube(masks_cube)
     if not np.array_equal(l1c_cube["time"].values, masks_cube["time"].values):
@@ -74,7 +76,11 @@ def compute_features(
     dates = make_date_grid(start, end, date_grid.step_days)
     resampled = interpolate(stack, is_valid, dates, interpolation)
     out = xr.Dataset(
-        {"features": resampled.astype(np.float32)},
+        {
+            "features": resampled.astype(np.float32),
+            # 0 flags the pixels whose features are NaN: no valid observation in a kept frame
+            "valid_count": valid_count(is_valid),
+        },
         attrs={
             "time_interval": [start, end],
             "frames_used": [str(t)[:10] for t in l1c["time"].values],
