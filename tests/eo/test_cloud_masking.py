@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from pyproj import CRS
 
-from perceptive.eo.cloud_masking import _detector, cloud_masks
+from perceptive.eo.cloud_masking import _detector, cloud_masks, snow_test
 from perceptive.eo.cube import make_l1c_cube, spatial_chunks
 from perceptive.eo.grid import Grid
+from perceptive.sources.demo import demo_grid, demo_scene
 
 # TOA reflectance, S2 band order B01 ... B8A, B09, B10, B11, B12
 CLEAR = np.array(
@@ -127,3 +128,37 @@ def test_bad_processing_resolution(cube):
 def test_missing_band_is_named(cube):
     with pytest.raises(ValueError, match="B10"):
         cloud_masks(cube.drop_sel(band="B10"))
+
+
+def test_snow_test_against_hand_built_spectra():
+    """Snow: bright green, dark SWIR, no cirrus. The CLOUD spectrum (NDSI 0.07) and a snow-like
+    spectrum under cirrus (B10 0.03) are not snow; dark snow-like pixels (NIR 0.08) neither."""
+    snow = np.array(
+        [0.80, 0.82, 0.80, 0.78, 0.76, 0.74, 0.72, 0.70, 0.68, 0.20, 0.002, 0.10, 0.08], np.float32
+    )
+    under_cirrus = snow.copy()
+    under_cirrus[10] = 0.03
+    dark = snow * 0.1
+    spectra = np.stack([snow, CLOUD, CLEAR, under_cirrus, dark])  # (5, 13)
+    dn = np.round(spectra.T[None, :, None, :] * 10000).astype(np.uint16)  # (1, 13, 1, 5)
+    grid = Grid(CRS.from_epsg(32633), 500000.0, 5100000.0, 10.0, 5, 1)
+    cube = make_l1c_cube(dn, pd.DatetimeIndex(["2017-02-01"]), grid)
+    assert snow_test(cube["bands"]).values[0, 0].tolist() == [True, False, False, False, False]
+
+
+def test_ndsi_snow_option_gives_snow_back_its_clear_observations():
+    """On the demo's snow parcels (against its truth): s2cloudless alone takes most clear snow
+    for cloud; with snow="ndsi" it does not, and clouds, also over snow, are still found."""
+    scene = demo_scene(demo_grid(512, 512))
+    window = {"y": slice(0, 192), "x": slice(160, 288)}  # holds the demo's snow parcels
+    l1c = scene.l1c_cube(tile_size=64).isel(window)
+    truth = scene.truth(tile_size=64).isel(window).compute()
+    cloud, snow = truth["cloud"].values, truth["snow"].values
+    clear_snow = snow & ~cloud & ~truth["cirrus"].values & ~truth["no_data"].values
+    assert clear_snow.sum() > 10_000  # the window has snow to test on
+    plain = cloud_masks(l1c).compute()["cloud_mask"].values
+    with_test = cloud_masks(l1c, snow="ndsi").compute()["cloud_mask"].values
+    assert plain[clear_snow].mean() > 0.3  # the problem
+    assert with_test[clear_snow].mean() < 0.1  # the remedy
+    assert with_test[cloud].mean() > plain[cloud].mean() - 0.01
+    assert with_test[cloud & snow].mean() > 0.95

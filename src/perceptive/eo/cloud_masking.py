@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 import dask
 import dask.array as da
@@ -218,6 +218,7 @@ def cloud_masks(
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.4,
     average_over: Annotated[int, Field(ge=0)] = 2,
     dilation_size: Annotated[int, Field(ge=0)] = 1,
+    snow: Literal["cloud", "ndsi"] = "cloud",
 ) -> xr.Dataset:
     """s2cloudless cloud probability and mask of an L1C cube, on the cube's grid.
 
@@ -226,6 +227,8 @@ def cloud_masks(
     ``processing_resolution`` (metres) must be a whole multiple of the cube resolution; the
     default 160 m computes the probabilities eagerly on the small block-averaged cube (progress
     bar per frame) and upsamples lazily; the cube resolution runs the lazy full-resolution path.
+    s2cloudless takes most snow for cloud; ``snow="ndsi"`` clears the pixels that
+    :func:`snow_test` calls snow (``"cloud"`` keeps s2cloudless' own answer).
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
@@ -249,6 +252,8 @@ def cloud_masks(
         prob_u8, mask = _coarse_path(bands, is_data, factor, *settings)
     prob_u8 = da.where(is_data.data, prob_u8, np.uint8(0))
     mask = mask & is_data.data
+    if snow == "ndsi":
+        mask = mask & ~snow_test(bands).data
 
     coords = {k: v for k, v in bands.coords.items() if "band" not in v.dims}
     dims = ("time", "y", "x")
@@ -263,6 +268,7 @@ def cloud_masks(
             "threshold": float(threshold),
             "average_over": int(average_over or 0),
             "dilation_size": int(dilation_size or 0),
+            "snow": snow,
         },
     )
     out["cloud_prob"].attrs = {
@@ -273,6 +279,24 @@ def cloud_masks(
     if "spatial_ref" in l1c.coords:
         out = out.assign_coords(spatial_ref=l1c["spatial_ref"])
     return out
+
+
+#: Snow test thresholds (reflectance): NDSI and NIR as in Dozier (1989) and the MODIS snow
+#: products; B10 (1375 nm) sees high ice clouds, which also have a high NDSI, but not snow.
+SNOW_NDSI_MIN, SNOW_NIR_MIN, SNOW_CIRRUS_MAX = 0.4, 0.11, 0.01
+
+
+def snow_test(bands: xr.DataArray) -> xr.DataArray:
+    """(time, y, x) bool: snow-like pixels: NDSI = (B03 - B11) / (B03 + B11) above 0.4 (bright
+    in green, dark in SWIR, unlike water clouds), NIR (B08) above 0.11 and no cirrus signal
+    (B10 below 0.01). ``bands`` are L1C DN (time, band, y, x); lazy when they are."""
+    green, nir, swir, cirrus = (
+        bands.sel(band=name).astype(np.float32) / np.float32(QUANTIFICATION)
+        for name in ("B03", "B08", "B11", "B10")
+    )
+    ndsi = (green - swir) / (green + swir).where(green + swir > 0)
+    snow = (ndsi > SNOW_NDSI_MIN) & (nir > SNOW_NIR_MIN) & (cirrus < SNOW_CIRRUS_MAX)
+    return snow.drop_vars("band", errors="ignore").rename("snow")
 
 
 def no_cloud_masks(l1c: xr.Dataset) -> xr.Dataset:
