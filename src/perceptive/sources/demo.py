@@ -190,6 +190,7 @@ class _Frame:
     cloud_brightness: float
     cloud_b10: float
     shadow_shift: tuple[float, float]  # (du, dv) m: shadow(u, v) = cloud(u + du, v + dv)
+    sun: tuple[float, float]  # (zenith, azimuth) degrees, azimuth clockwise from north
     cirrus: _Fourier | None
     cirrus_max: float
     gap: tuple[float, float, float] | None  # nodata where a*u_n + b*v_n > c (AOI-normalised)
@@ -268,6 +269,7 @@ def _make_frames(rng, times: pd.DatetimeIndex, bounds_m: tuple[float, float]) ->
                 cloud_brightness=float(sub.uniform(0.9, 1.4)),
                 cloud_b10=float(sub.uniform(0.04, 0.12) if high else sub.uniform(0.008, 0.025)),
                 shadow_shift=shift,
+                sun=(float(np.rad2deg(zenith)), float(np.rad2deg(azimuth))),
                 cirrus=cirrus,
                 cirrus_max=float(sub.uniform(0.3, 1.0)),
                 gap=gap,
@@ -874,7 +876,9 @@ class DemoScene:
             "demo_generator_version": GENERATOR_VERSION,
             "processing_level": "L1C",
         }
-        return make_l1c_cube(bands, self.times, self.grid, attrs=attrs)
+        cube = make_l1c_cube(bands, self.times, self.grid, attrs=attrs)
+        zenith, azimuth = np.array([f.sun for f in self._world.frames], np.float32).T
+        return cube.assign_coords(sun_zenith=("time", zenith), sun_azimuth=("time", azimuth))
 
     def truth(self, tile_size: int = 256) -> xr.Dataset:
         """Lazy ground truth on the cube's grid: ``cloud`` (opaque, what a detector must
