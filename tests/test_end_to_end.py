@@ -23,7 +23,8 @@ VERSIONED = {
     "06_models": ["model.pkl"],
     "07_model_output": ["lulc_map.tif", "confidence.tif"],
     "08_reporting": ["validation_metrics.json", "confusion_matrix.png", "class_areas.csv",
-                     "lulc_map.png"],
+                     "lulc_map.png", "samples_summary.csv", "feature_importance.csv",
+                     "feature_importance.png"],
 }  # fmt: skip
 
 
@@ -115,7 +116,11 @@ def test_validation_accuracy_beats_the_majority_class(small_run):
     metrics = catalog.load("validation_metrics")
     samples = catalog.load("samples")
     assert set(samples["split"]) == {"train", "validation"}
-    assert metrics["n_samples"] == int((samples["split"] == "validation").sum())
+    validation = samples["split"] == "validation"
+    assert metrics["n_samples"] == int((validation & ~samples["edge"]).sum())  # eroded
+    assert metrics["all_pixels"]["n_samples"] == int(validation.sum())  # edges included
+    low, high = metrics["overall_accuracy_ci95"]  # a block bootstrap interval around it
+    assert low < metrics["overall_accuracy"] < high
     assert metrics["overall_accuracy"] > metrics["majority_class_share"] + 0.25, metrics
     assert metrics["overall_accuracy"] > 0.75
     assert metrics["kappa"] > 0.6

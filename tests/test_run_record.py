@@ -170,8 +170,9 @@ def test_provenance_in_geotiff_tag(small_run):
     path = data_root / "07_model_output" / "lulc_map.tif" / record["save_version"] / "lulc_map.tif"
     with rasterio.open(path) as src:
         provenance = json.loads(src.tags()["PROVENANCE"])
-    check_provenance(provenance, "lulc_map", "predict", record)
-    assert {"features_cube", "model"} <= set(provenance["inputs"])
+    check_provenance(provenance, "lulc_map", "make_maps", record)
+    assert {"prediction_cube", "model"} <= set(provenance["inputs"])
+    assert provenance["parameters"]["postprocessing"] == {"method": "none"}
 
 
 def test_provenance_in_json_and_sidecars(small_run):

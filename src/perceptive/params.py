@@ -18,7 +18,14 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from perceptive.eo import classifier, cloud_masking, interpolation
+from perceptive.eo import (
+    classifier,
+    cloud_masking,
+    interpolation,
+    postprocessing,
+    sampling,
+    shadows,
+)
 from perceptive.eo.grid import Grid, aoi_geometry, grid_for_aoi
 from perceptive.eo.indices import check_feature_names
 from perceptive.eo.links import Registry
@@ -33,8 +40,11 @@ def link(registry: Registry):
 
 SourceSpec = link(SOURCES)
 CloudMaskingSpec = link(cloud_masking.METHODS)
+CloudShadowsSpec = link(shadows.METHODS)
 InterpolationSpec = link(interpolation.METHODS)
 ClassifierSpec = link(classifier.METHODS)
+SamplingSchemeSpec = link(sampling.METHODS)
+PostprocessingSpec = link(postprocessing.METHODS)
 
 
 class Params(BaseModel):
@@ -114,6 +124,7 @@ class DateGrid(Params):
 
 class FeatureEngineeringParameters(Params):
     cloud_masking: CloudMaskingSpec
+    cloud_shadows: CloudShadowsSpec
     min_valid_fraction: Annotated[float, Field(ge=0, le=1)]
     features: Annotated[list[str], AfterValidator(check_feature_names)]
     date_grid: DateGrid
@@ -137,11 +148,24 @@ def _unique_ids(classes: list[LegendClass] | None) -> list[LegendClass] | None:
 
 
 class Sampling(Params):
+    scheme: SamplingSchemeSpec
     n_samples: Annotated[int, Field(ge=2)]
     erosion_radius: Annotated[int, Field(ge=0)]
     block_size: Annotated[int, Field(ge=2)]
     validation_fraction: Annotated[float, Field(gt=0, lt=1)]
+    test_fraction: Annotated[float, Field(ge=0, lt=1)]
+    n_folds: Annotated[int, Field(ge=2)]
     seed: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _room_for_training(self) -> Sampling:
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"validation_fraction + test_fraction = "
+                f"{self.validation_fraction + self.test_fraction:g} leaves nothing to train on; "
+                "keep their sum below 1 (e.g. 0.2 and 0.1)."
+            )
+        return self
 
 
 class SamplingParameters(Params):
@@ -152,15 +176,46 @@ class SamplingParameters(Params):
 # --------------------------------------------------------------------------- modelling
 
 
+class Evaluation(Params):
+    """How accuracy is assessed: ``n_bootstrap`` resamples of the spatial blocks for the 95 %
+    intervals; ``cross_validation`` also trains once per ``fold`` of the samples (spatial
+    k-fold) and reports the mean and spread."""
+
+    n_bootstrap: Annotated[int, Field(ge=50)]
+    cross_validation: bool
+
+
 class ModellingParameters(Params):
     classifier: ClassifierSpec
+    evaluation: Evaluation
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+class CompiledModel(Params):
+    """Predict with the compiled LightGBM model when it matches plain LightGBM; compiled
+    libraries are cached in ``cache``, one per model."""
+
+    enabled: bool
+    cache: str
+
+
+class PredictionParameters(Params):
+    postprocessing: PostprocessingSpec
+    probabilities: bool  # also save the per-class probabilities (Zarr, one layer per class)
+    compiled_model: CompiledModel
 
 
 # --------------------------------------------------------------------------- all together
 
 
 class ProjectParameters(
-    IngestionParameters, FeatureEngineeringParameters, SamplingParameters, ModellingParameters
+    IngestionParameters,
+    FeatureEngineeringParameters,
+    SamplingParameters,
+    ModellingParameters,
+    PredictionParameters,
 ):
     """Every pipeline's parameters, plus the checks that need several of them."""
 

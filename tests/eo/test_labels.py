@@ -5,7 +5,7 @@ from pyproj import CRS
 from shapely.geometry import box
 
 from perceptive.eo.grid import Grid
-from perceptive.eo.labels import LabelError, erode_labels, rasterize_labels
+from perceptive.eo.labels import LabelError, erode_labels, rasterize_labels, rasterize_parcels
 from perceptive.eo.legend import DEFAULT_LEGEND
 
 UTM = CRS.from_epsg(32633)
@@ -34,6 +34,32 @@ def test_rasterize_pixel_centre_rule():
     )
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out, expected)
+
+
+def test_overlapping_polygons_the_later_row_wins_in_labels_and_parcels():
+    first = box(500000, 5000000, 500040, 5000040)  # columns 0-3
+    second = box(500020, 5000000, 500060, 5000040)  # columns 2-5: overlaps columns 2-3
+    reference = frame([first, second], [2, 5])
+    labels = rasterize_labels(reference, GRID)
+    parcels = rasterize_parcels(reference, GRID)
+    np.testing.assert_array_equal(labels, np.tile([2, 2, 5, 5, 5, 5], (4, 1)))
+    np.testing.assert_array_equal(parcels, np.tile([1, 1, 2, 2, 2, 2], (4, 1)))
+    swapped = frame([second, first], [5, 2])  # the other order: the other polygon wins
+    np.testing.assert_array_equal(
+        rasterize_labels(swapped, GRID), np.tile([2, 2, 2, 2, 5, 5], (4, 1))
+    )
+
+
+def test_parcels_follow_the_pixel_centre_rule_of_the_labels():
+    a = box(500000, 5000000, 500024, 5000040)  # as in the pixel-centre test above
+    b = box(500034, 5000020, 500060, 5000040)
+    reference = frame([a, b, box(500000, 5000000, 500010, 5000010)], [2, 5, 0])  # class 0 skipped
+    parcels = rasterize_parcels(reference, GRID)
+    labels = rasterize_labels(reference, GRID)
+    np.testing.assert_array_equal(parcels > 0, labels > 0)
+    assert parcels.dtype == np.int32
+    assert set(np.unique(parcels[labels == 2])) == {1}
+    assert set(np.unique(parcels[labels == 5])) == {2}
 
 
 def test_rasterize_reprojects_from_wgs84():

@@ -1,17 +1,22 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 from pyproj import CRS
+from scipy.spatial import cKDTree
 
 from perceptive.eo.cube import attach_grid
 from perceptive.eo.grid import Grid
 from perceptive.eo.sampling import (
+    METHODS,
     SamplingError,
     assign_blocks,
     feature_columns,
     sample_feature_names,
     sample_pixels,
+    samples_summary,
 )
 
 FEATURES = ["B02", "NDVI", "NORM"]
@@ -75,7 +80,8 @@ def test_sample_columns_dtypes_and_values():
         features, labels, n_samples=300, block_size=8, seed=1, validation_fraction=0.2
     )
     cols = feature_columns(features)
-    assert list(table.columns) == [*cols, "label", "x", "y", "row", "col", "block", "split"]
+    meta = ["label", "x", "y", "row", "col", "block", "fold", "split", "edge", "parcel"]
+    assert list(table.columns) == [*cols, *meta]
     assert sample_feature_names(table) == cols
     assert all(table[c].dtype == np.float32 for c in cols)
     assert table["label"].dtype == np.uint8
@@ -140,7 +146,7 @@ def test_max_per_class_caps_classes():
         labels,
         n_samples=10**6,
         block_size=8,
-        max_per_class=50,
+        scheme={"method": "proportional", "max_per_class": 50},
         validation_fraction=0.2,
         seed=42,
     )
@@ -157,3 +163,88 @@ def test_errors():
         sample_pixels(features, np.zeros((40, 48), np.uint8), **SETTINGS)
     with pytest.raises(SamplingError, match="shape"):
         sample_pixels(features, np.ones((4, 4), np.uint8), **SETTINGS)
+
+
+def parcels_of(labels: np.ndarray, size: int = 6) -> np.ndarray:
+    """Parcels of ``size`` x ``size`` px tiling the raster (ids from 1), none where unlabelled."""
+    rows, cols = np.indices(labels.shape)
+    ids = (rows // size) * (-(-labels.shape[1] // size)) + cols // size + 1
+    return np.where(labels > 0, ids, 0).astype(np.int32)
+
+
+def test_no_training_pixel_within_the_erosion_radius_of_a_held_out_pixel():
+    features, labels = make_features(height=64, width=64), make_labels(64, 64)
+    for radius in (1, 2):
+        table = sample_pixels(
+            features, labels, n_samples=10**6, block_size=8, validation_fraction=0.3,
+            test_fraction=0.2, seed=5, erosion_radius=radius,
+        )  # fmt: skip
+        train = table[table["split"] == "train"][["row", "col"]].to_numpy()
+        held = table[table["split"] != "train"][["row", "col"]].to_numpy()
+        assert len(train) and len(held)
+        distance, _ = cKDTree(train).query(held)
+        assert distance.min() > radius
+        # held-out blocks keep their edge pixels (flagged), training has none
+        assert table.loc[table["split"] == "train", "edge"].sum() == 0
+        assert table.loc[table["split"] != "train", "edge"].any()
+
+
+def test_no_parcel_on_both_sides_and_a_parcel_goes_to_the_block_holding_most_of_it():
+    features, labels = make_features(height=64, width=64), np.ones((64, 64), np.uint8)
+    parcels = parcels_of(labels, size=6)  # 6 px parcels across 8 px blocks: many cross edges
+    table = sample_pixels(
+        features, labels, n_samples=10**6, block_size=8, validation_fraction=0.3, seed=1,
+        parcels=parcels,
+    )  # fmt: skip
+    assert table.groupby("parcel")["split"].nunique().max() == 1
+    assert table.groupby("parcel")["block"].nunique().max() == 1
+    # parcel of rows 6-11, cols 6-11: 4 px in block 0, 8 in block 1, 8 in block 8, 16 in block 9
+    parcel = parcels[6, 6]
+    assert set(table.loc[table["parcel"] == parcel, "block"]) == {9}
+
+
+def test_same_seed_same_samples_with_every_option():
+    features, labels = make_features(), make_labels()
+    options = dict(
+        n_samples=150, block_size=8, validation_fraction=0.2, test_fraction=0.1,
+        erosion_radius=1, parcels=parcels_of(labels), n_folds=3,
+        scheme={"method": "balanced", "min_per_class": 20},
+    )  # fmt: skip
+    a = sample_pixels(features, labels, seed=9, **options)
+    b = sample_pixels(features, labels, seed=9, **options)
+    c = sample_pixels(features, labels, seed=10, **options)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a[["row", "col"]].equals(c[["row", "col"]])
+
+
+def test_balanced_scheme_draws_equal_counts_with_a_minimum():
+    labels = np.array([1] * 500 + [2] * 50 + [3] * 10)
+    rng = np.random.default_rng(0)
+    picked = METHODS.run({"method": "balanced", "min_per_class": 40}, labels, 90, rng)
+    assert pd.Series(labels[picked]).value_counts().to_dict() == {1: 40, 2: 40, 3: 10}
+    picked = METHODS.run({"method": "balanced"}, labels, 300, rng)  # 100 per class
+    assert pd.Series(labels[picked]).value_counts().to_dict() == {1: 100, 2: 50, 3: 10}
+    assert len(np.unique(picked)) == len(picked)
+
+
+def test_a_class_that_erosion_removes_gives_a_warning_with_counts(caplog):
+    features, labels = make_features(), make_labels()
+    labels[10:12, 30:32] = 4  # a 2 x 2 px class: radius 1 erodes all of it
+    with caplog.at_level(logging.WARNING, logger="perceptive.eo.sampling"):
+        table = sample_pixels(
+            features, labels, erosion_radius=1, **{**SETTINGS, "n_samples": 10**6}
+        )
+    assert "removes every training pixel of class(es) {4: 4}" in caplog.text
+    assert 4 not in set(table.loc[table["split"] == "train", "label"])
+    assert len(table) > 0  # the run goes on
+
+
+def test_samples_summary_counts_per_class_split_and_fold():
+    features, labels = make_features(), make_labels()
+    table = sample_pixels(features, labels, **SETTINGS)
+    summary = samples_summary(table, {1: "one", 2: "two", 3: "three"})
+    assert summary["count"].sum() == len(table)
+    rows = summary[(summary["class_id"] == 2) & (summary["split"] == "train")]
+    expected = int(((table["label"] == 2) & (table["split"] == "train")).sum())
+    assert rows["count"].sum() == expected
+    assert set(summary["name"]) == {"one", "two", "three"}

@@ -218,6 +218,22 @@ def test_cloud_masking_none_keeps_every_observation_with_data(upstream):
     assert s2cloudless.attrs["cloud_masking"]["method"] == "s2cloudless"
 
 
+def test_cloud_shadows_projection_removes_shadowed_observations(upstream):
+    compute_masks = feature_engineering().only_nodes("compute_masks")
+    inputs = {"l1c_cube": upstream["l1c_cube"]}
+    plain = run(compute_masks, inputs)["masks_cube"]
+    assert not bool(plain["shadow_mask"].any())  # default: none
+    masks = run(compute_masks, inputs, cloud_shadows={"method": "projection", "darkness": 0.9})[
+        "masks_cube"
+    ]
+    assert masks.attrs["cloud_shadows"]["darkness"] == 0.9
+    shadow = masks["shadow_mask"].values
+    assert shadow.any()
+    expected = masks["is_data"].values & ~masks["cloud_mask"].values & ~shadow
+    np.testing.assert_array_equal(masks["is_valid"].values, expected)
+    assert masks["is_valid"].sum() < plain["is_valid"].sum()
+
+
 def test_cloud_masking_options_reach_the_detector(upstream):
     compute_masks = feature_engineering().only_nodes("compute_masks")
     inputs = {"l1c_cube": upstream["l1c_cube"]}
@@ -298,7 +314,11 @@ def test_a_toy_interpolation_method_runs_through_the_kedro_session(tmp_path, toy
 
 
 def _sample(upstream, **sampling_overrides):
-    inputs = {"features_cube": upstream["features_cube"], "label_raster": upstream["label_raster"]}
+    inputs = {
+        "features_cube": upstream["features_cube"],
+        "label_raster": upstream["label_raster"],
+        "reference_labels": upstream["reference_labels"],
+    }
     pipeline = sampling().only_nodes("sample_training_pixels")
     return run(pipeline, inputs, sampling=sampling_overrides)["samples"]
 
@@ -332,8 +352,13 @@ def test_validation_fraction_sets_the_share_of_validation_pixels(upstream):
 
 
 def test_block_size_sets_the_spatial_blocks(upstream):
-    assert _sample(upstream, block_size=16)["block"].nunique() == 16  # 4 x 4 blocks
-    assert _sample(upstream, block_size=32)["block"].nunique() == 4
+    # every parcel goes whole to the block holding most of it, so a block that holds the
+    # majority of no parcel is left without pixels: at most 4 x 4 (16 px) or 2 x 2 (32 px)
+    for size, per_side, at_least in ((16, 4, 6), (32, 2, 2)):
+        table = _sample(upstream, block_size=size)
+        assert at_least <= table["block"].nunique() <= per_side**2
+        assert set(table["block"]) <= set(range(per_side**2))
+        assert table.groupby("parcel")["block"].nunique().max() == 1
 
 
 def test_custom_legend_colours_reach_the_label_raster_and_the_samples(upstream):
@@ -381,7 +406,10 @@ def test_modelling_evaluates_with_the_legend_of_the_samples(upstream):
     report = out["validation_metrics"]
     names = report["confusion_matrix"]["names"]
     assert names == [f"my class {i}" for i in report["confusion_matrix"]["labels"]]
-    assert report["n_samples"] == int((upstream["custom_samples"]["split"] == "validation").sum())
+    samples = upstream["custom_samples"]
+    validation = samples["split"] == "validation"
+    assert report["n_samples"] == int((validation & ~samples["edge"]).sum())  # eroded
+    assert report["all_pixels"]["n_samples"] == int(validation.sum())  # edges included
 
 
 def test_validation_metrics_name_the_estimator_and_its_settings(upstream):
@@ -396,16 +424,18 @@ def test_validation_metrics_name_the_estimator_and_its_settings(upstream):
 # --------------------------------------------------------------------------- prediction
 
 
-def test_prediction_reads_the_legend_from_the_model(upstream):
+def test_prediction_reads_the_legend_from_the_model(upstream, tmp_path):
     model = _train(upstream["custom_samples"])
     assert [c.colour for c in model.legend] == ["#ffffff"] + [c["colour"] for c in CUSTOM_LEGEND]
     inputs = {"features_cube": upstream["features_cube"], "model": model}
-    lulc = run(prediction().only_nodes("predict"), inputs)["lulc_map"]  # intermediate
+    cache = {"compiled_model": {"cache": str(tmp_path)}}
+    maps = prediction().only_nodes("predict", "make_maps")
+    lulc = run(maps, inputs, **cache)["lulc_map"]  # intermediate
     colours = {c["id"]: c["colour"] for c in CUSTOM_LEGEND}
     assert lulc.attrs["colormap"] == {0: "#ffffff", **colours}
     assert lulc.attrs["class_names"][5] == "my class 5"
     predicted = set(np.unique(lulc.values).tolist())
     assert predicted <= set(model.class_ids.tolist())
-    areas = run(prediction(), inputs)["class_areas"].set_index("class_id")
+    areas = run(prediction(), inputs, **cache)["class_areas"].set_index("class_id")
     assert all(areas.loc[i, "name"] == f"my class {i}" for i in predicted)
     assert areas.loc[list(predicted), "pixels"].sum() == 64 * 64

@@ -1,29 +1,43 @@
-"""Versioned single-band GeoTIFF maps with nodata, colour table and class names.
+"""Versioned single-band Cloud-Optimised GeoTIFF maps with nodata, colour table and class names.
 
 kedro-datasets' experimental GeoTIFF dataset writes no colour table; a land-cover map without
-one opens grey in QGIS. Written tiled, compressed, with overviews, so it streams well.
+one opens grey in QGIS. A lazy (dask) map is written chunk by chunk (windowed writes into a
+tiled GeoTIFF), then GDAL's COG driver copies it into a Cloud-Optimised GeoTIFF with
+overviews, so memory is bounded by a chunk and GDAL's cache at any map size.
+
+Class names: GeoTIFF has no place for band category names, and rasterio offers no API for
+them or for raster attribute tables, so they go where GDAL itself puts them, a PAM sidecar
+``<file>.aux.xml`` with ``<CategoryNames>`` (GDAL, hence QGIS, reads it with the file); they
+are also kept as tags ``CLASS_<value>`` inside the file, which survive copying it alone.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from xml.sax.saxutils import escape
 
+import dask.array as da
 import numpy as np
 import rasterio
+import rasterio.shutil
 import rioxarray
 import xarray as xr
 from kedro.io.core import DatasetError
-from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 from perceptive.datasets.local import LocalVersionedDataset
 
 
 class GeoTiffDataset(LocalVersionedDataset[xr.DataArray]):
-    """A (y, x) ``xarray.DataArray`` with a CRS (rioxarray) <-> GeoTIFF.
+    """A (y, x) ``xarray.DataArray`` with a CRS (rioxarray) <-> Cloud-Optimised GeoTIFF.
 
     Optional attrs used on save: ``nodata``; ``colormap`` {value: "#rrggbb"}; ``class_names``
-    {value: name} (written as tags ``CLASS_<value>``); ``provenance`` (a JSON string, written
-    as the tag ``PROVENANCE``, see perceptive.provenance).
+    {value: name} (category names in ``<file>.aux.xml`` and tags ``CLASS_<value>``);
+    ``long_name`` (the band description); ``provenance`` (a JSON string, written as the tag
+    ``PROVENANCE``, see perceptive.provenance). ``save_args``: ``overview_resampling``
+    (``nearest`` by default; ``mode`` suits class maps, ``average`` continuous ones) and
+    other creation options of GDAL's COG driver. ``load_args`` go to
+    ``rioxarray.open_rasterio`` (e.g. ``chunks: true`` for a lazy map).
     """
 
     def _read(self, path: Path) -> xr.DataArray:
@@ -36,34 +50,76 @@ class GeoTiffDataset(LocalVersionedDataset[xr.DataArray]):
             raise DatasetError(
                 "The map has no CRS; write one with .rio.write_crs(...) before saving."
             )
-        array = np.asarray(data.values)
-        profile = {
-            "driver": "GTiff",
-            "height": array.shape[0],
-            "width": array.shape[1],
-            "count": 1,
-            "dtype": array.dtype.name,
-            "crs": data.rio.crs,
-            "transform": data.rio.transform(recalc=True),
-            "nodata": data.attrs.get("nodata"),
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-            "compress": "deflate",
-            **self._save_args,
-        }
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(array, 1)
-            colormap = data.attrs.get("colormap")
-            if colormap:
-                dst.write_colormap(1, {int(k): _rgb(v) for k, v in colormap.items()})
-            names = data.attrs.get("class_names") or {}
-            dst.update_tags(**{f"CLASS_{int(k)}": str(v) for k, v in names.items()})
-            if data.attrs.get("provenance"):
-                dst.update_tags(PROVENANCE=str(data.attrs["provenance"]))
-            factors = [f for f in (2, 4, 8, 16) if min(array.shape) // f >= 64]
-            if factors:
-                dst.build_overviews(factors, Resampling.nearest)
+        stream = path.with_name(path.name + "-stream.tif")  # not a sidecar (see save)
+        try:
+            _write_tiled(data, stream)
+            options = {"compress": "deflate", "blocksize": 512, **self._save_args}
+            options.setdefault("overview_resampling", "nearest")
+            rasterio.shutil.copy(stream, path, driver="COG", **options)
+        finally:
+            stream.unlink(missing_ok=True)
+        names = data.attrs.get("class_names") or {}
+        if names:
+            _write_category_names(path, {int(k): str(v) for k, v in names.items()})
+
+    def _sidecars(self, path: Path) -> list[Path]:
+        aux = path.with_name(path.name + ".aux.xml")
+        return [aux] if aux.exists() else []
+
+
+def _write_tiled(data: xr.DataArray, path: Path) -> None:
+    """A tiled GeoTIFF with the map's grid, nodata, colours, tags and description, written
+    one chunk at a time when the map is lazy."""
+    profile = {
+        "driver": "GTiff",
+        "height": data.sizes["y"],
+        "width": data.sizes["x"],
+        "count": 1,
+        "dtype": data.dtype.name,
+        "crs": data.rio.crs,
+        "transform": data.rio.transform(recalc=True),
+        "nodata": data.attrs.get("nodata"),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        if isinstance(data.data, da.Array):
+            da.store(data.data, _BandWindows(dst), lock=True)
+        else:
+            dst.write(np.asarray(data.values), 1)
+        colormap = data.attrs.get("colormap")
+        if colormap:
+            dst.write_colormap(1, {int(k): _rgb(v) for k, v in colormap.items()})
+        names = data.attrs.get("class_names") or {}
+        dst.update_tags(**{f"CLASS_{int(k)}": str(v) for k, v in names.items()})
+        if data.attrs.get("provenance"):
+            dst.update_tags(PROVENANCE=str(data.attrs["provenance"]))
+        if data.attrs.get("long_name"):
+            dst.set_band_description(1, str(data.attrs["long_name"]))
+
+
+class _BandWindows:
+    """A ``dask.array.store`` target: each computed chunk goes to its window of band 1."""
+
+    def __init__(self, dst) -> None:
+        self.dst = dst
+
+    def __setitem__(self, index: tuple[slice, slice], block: np.ndarray) -> None:
+        rows, cols = index
+        self.dst.write(block, 1, window=Window.from_slices(rows, cols))
+
+
+def _write_category_names(path: Path, names: dict[int, str]) -> None:
+    """GDAL's PAM sidecar with the band's category names (index = pixel value)."""
+    table = [names.get(value, "") for value in range(max(names) + 1)]
+    categories = "".join(f"      <Category>{escape(name)}</Category>\n" for name in table)
+    path.with_name(path.name + ".aux.xml").write_text(
+        '<PAMDataset>\n  <PAMRasterBand band="1">\n    <CategoryNames>\n'
+        f"{categories}    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n"
+    )
 
 
 def _rgb(colour) -> tuple[int, int, int, int]:

@@ -51,6 +51,11 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
     def _write(self, data: T, path: Path) -> None:
         raise NotImplementedError
 
+    def _sidecars(self, path: Path) -> list[Path]:
+        """Files ``_write`` made next to ``path`` (named ``<path name>.<suffix>``, e.g. GDAL's
+        ``.aux.xml``), renamed with it; none by default."""
+        return []
+
     def load(self) -> T:
         return self._read(Path(self._get_load_path()))
 
@@ -62,12 +67,16 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
             self._write(data, tmp)
             if final.exists():
                 raise DatasetError(f"{final} already exists; a saved version is never overwritten.")
+            for sidecar in self._sidecars(tmp):  # first: the main file's name marks completion
+                os.replace(sidecar, final.with_name(final.name + sidecar.name[len(tmp.name) :]))
             os.replace(tmp, final)
         finally:
             if tmp.is_dir():
                 shutil.rmtree(tmp)
             elif tmp.exists():
                 tmp.unlink()
+            for sidecar in self._sidecars(tmp):
+                sidecar.unlink()
 
     def _exists(self) -> bool:
         try:

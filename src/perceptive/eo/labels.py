@@ -2,7 +2,11 @@
 
 Training needs one class id per pixel, on exactly the grid of the features cube. Polygons
 come in any CRS; they are reprojected to the grid CRS and burnt with the pixel-centre rule
-(a pixel takes a polygon's class when its centre lies inside). Erosion then drops parcel-edge
+(a pixel takes a polygon's class when its centre lies inside, so a boundary pixel goes to the
+polygon holding its centre, and a pixel whose centre no polygon holds stays unlabelled);
+where polygons overlap, the later one in the table wins. :func:`rasterize_parcels` burns the
+polygon numbers with the same rule, so each labelled pixel names the parcel its class came
+from (what keeps a parcel on one side of the train/validation split). Erosion then drops parcel-edge
 pixels whose spectra mix two classes (eo-learn's ``ErosionTask``), which makes cleaner
 training and validation samples.
 """
@@ -125,6 +129,28 @@ def rasterize_labels(
     except ValueError as err:  # rasterio: "No valid geometry objects found for rasterize"
         if "No valid geometry" not in str(err):
             raise
+    return out
+
+
+def rasterize_parcels(
+    reference: gpd.GeoDataFrame, grid: Grid, class_column: str = "class_id"
+) -> np.ndarray:
+    """A (height, width) int32 raster of parcel numbers: 1 + the polygon's row position in
+    ``reference``, 0 outside every polygon. Burnt with :func:`rasterize_labels`' rules
+    (pixel centre, later row wins, class 0 polygons skipped), so it matches the label raster
+    pixel for pixel; call that first for the checks of the reference data."""
+    projected = reference.geometry.to_crs(grid.crs)
+    ids = pd.to_numeric(reference[class_column], errors="coerce").to_numpy()
+    shapes = [
+        (geom, number)
+        for number, (geom, class_id) in enumerate(zip(projected.values, ids, strict=True), 1)
+        if geom is not None and not geom.is_empty and class_id != NO_DATA
+    ]
+    out = np.zeros((grid.height, grid.width), dtype=np.int32)
+    if shapes:
+        rio_features.rasterize(
+            shapes, out=out, transform=grid.transform, fill=0, all_touched=False, dtype=np.int32
+        )
     return out
 
 

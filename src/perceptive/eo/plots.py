@@ -104,4 +104,41 @@ def plot_lulc_map(
         for i in sorted(present)
     ]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), title="class")
+    _add_scale_bar(ax, extent[1] - extent[0])
+    return fig
+
+
+def _add_scale_bar(ax, width_m: float) -> None:
+    """A scale bar of a round length near a fifth of the map's width (map units: metres)."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    target = width_m / 5
+    length = max(
+        (m * 10**e for e in range(0, 7) for m in (1, 2, 5) if m * 10**e <= target), default=1
+    )
+    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    bar = AnchoredSizeBar(ax.transData, length, label, "lower left", pad=0.5, frameon=True,
+                          size_vertical=width_m / 150, color="black")  # fmt: skip
+    bar.set_label("scale bar")
+    ax.add_artist(bar)
+
+
+def plot_feature_importance(table, title: str = "Feature importance") -> Figure:
+    """Heatmap of importance per feature (rows) and date (columns), from
+    :func:`perceptive.eo.importance.feature_importance`; the margins give each feature's and
+    each date's share."""
+    grid = table.pivot(index="feature", columns="date", values="importance")
+    grid = grid.loc[table["feature"].drop_duplicates(), sorted(grid.columns)]
+    fig = Figure(figsize=(3 + 0.35 * grid.shape[1], 2 + 0.4 * grid.shape[0]), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(grid.to_numpy(), cmap="viridis", aspect="auto")
+    per_feature = grid.sum(axis=1)
+    ax.set_yticks(
+        range(grid.shape[0]), [f"{f} ({per_feature[f]:.0%})" for f in grid.index], fontsize=8
+    )
+    ax.set_xticks(range(grid.shape[1]), list(grid.columns), rotation=90, fontsize=7)
+    ax.set_xlabel("date")
+    method = table["method"].iloc[0] if len(table) else ""
+    ax.set_title(f"{title} ({method})")
+    fig.colorbar(image, ax=ax, label="share of total importance")
     return fig

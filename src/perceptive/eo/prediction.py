@@ -8,7 +8,7 @@ Pixels with no valid feature at all get the nodata class and confidence 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dask.array as da
 import numpy as np
@@ -23,6 +23,8 @@ from perceptive.eo.sampling import FEATURE_DIMS, feature_columns
 
 #: ``confidence`` is the winning class probability in percent (0–100, uint8); 0 = nodata.
 CONFIDENCE_SCALE = 100
+#: nodata of the per-class ``probability`` layers (percent, uint8), where 0 is a probability.
+PROBABILITY_NODATA = 255
 
 
 class PredictionError(ValueError):
@@ -51,25 +53,37 @@ def check_model_features(model: LulcModel, columns: list[str]) -> None:
     )
 
 
-def _classify_block(block: np.ndarray, model: LulcModel, nodata: int) -> np.ndarray:
-    """(time, feature, ny, nx) float32 → (2, ny, nx) uint8: [class id, confidence]."""
+def _classify_block(
+    block: np.ndarray, class_ids: np.ndarray, predict_proba: Callable, nodata: int, layers: int
+) -> np.ndarray:
+    """(time, feature, ny, nx) float32 → (layers, ny, nx) uint8: [class id, confidence, and,
+    when ``layers`` > 2, each class's probability in percent]."""
     n_time, n_feat, ny, nx = block.shape
     X = np.ascontiguousarray(
         block.reshape(n_time * n_feat, ny * nx).T, dtype=np.float32
     )  # (pixels, time*feature): C-order over (time, feature), as feature_columns
-    out = np.zeros((2, ny * nx), dtype=np.uint8)
+    out = np.zeros((layers, ny * nx), dtype=np.uint8)
     out[0] = nodata
+    out[2:] = PROBABILITY_NODATA
     valid = ~np.all(np.isnan(X), axis=1)
     if valid.any():
-        proba = model.predict_proba(X[valid])
+        proba = predict_proba(X[valid])
         best = np.argmax(proba, axis=1)
-        out[0, valid] = model.class_ids[best]
+        out[0, valid] = class_ids[best]
         confidence = np.rint(proba[np.arange(len(best)), best] * CONFIDENCE_SCALE)
         out[1, valid] = np.clip(confidence, 1, CONFIDENCE_SCALE).astype(np.uint8)
-    return out.reshape(2, ny, nx)
+        if layers > 2:
+            out[2:, valid] = np.rint(proba.T * CONFIDENCE_SCALE).astype(np.uint8)
+    return out.reshape(layers, ny, nx)
 
 
-def predict_map(features: xr.DataArray, model: LulcModel, nodata: int = NO_DATA) -> xr.Dataset:
+def predict_map(
+    features: xr.DataArray,
+    model: LulcModel,
+    nodata: int = NO_DATA,
+    probabilities: bool = False,
+    predict_proba: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> xr.Dataset:
     """Classify every pixel of a (time, feature, y, x) features array.
 
     Returns a Dataset on the same grid (x/y coords, CRS, transform) with ``lulc`` (y, x)
@@ -78,6 +92,11 @@ def predict_map(features: xr.DataArray, model: LulcModel, nodata: int = NO_DATA)
     dask-backed: one task per spatial chunk, each needing the whole time series (chunks are
     merged along time/feature if necessary). ``lulc`` and ``confidence`` share the tasks, so
     compute/save them together (e.g. ``ds.compute()`` or one ``to_zarr``) to classify once.
+
+    ``probabilities`` adds ``probability`` (class, y, x) uint8, each class's probability in
+    percent (:data:`PROBABILITY_NODATA` where nothing is valid). ``predict_proba`` replaces
+    the model's own (e.g. a compiled model, :mod:`perceptive.eo.compiled`); it must return
+    the same columns, in ``model.class_ids`` order.
     """
     if not isinstance(features, xr.DataArray) or set(features.dims) != set(FEATURE_DIMS):
         raise PredictionError(
@@ -91,6 +110,14 @@ def predict_map(features: xr.DataArray, model: LulcModel, nodata: int = NO_DATA)
     if nodata != NO_DATA and np.isin(nodata, model.class_ids):
         raise PredictionError(f"nodata {nodata} is also a class id of the model; pick another.")
 
+    class_ids = model.class_ids
+    layers = 2 + (len(class_ids) if probabilities else 0)
+    options = {
+        "class_ids": class_ids,
+        "predict_proba": predict_proba or model.predict_proba,
+        "nodata": nodata,
+        "layers": layers,
+    }
     data = features.data
     if isinstance(data, da.Array):
         if data.dtype != np.float32:
@@ -99,21 +126,26 @@ def predict_map(features: xr.DataArray, model: LulcModel, nodata: int = NO_DATA)
         stacked = da.map_blocks(
             _classify_block,
             data,
-            model=model,
-            nodata=nodata,
+            **options,
             dtype=np.uint8,
             drop_axis=[0, 1],
             new_axis=[0],
-            chunks=((2,), data.chunks[2], data.chunks[3]),
+            chunks=((layers,), data.chunks[2], data.chunks[3]),
             meta=np.empty((0, 0, 0), dtype=np.uint8),
         )
     else:
-        stacked = _classify_block(np.asarray(data, dtype=np.float32), model, nodata)
+        stacked = _classify_block(np.asarray(data, dtype=np.float32), **options)
 
     ds = xr.Dataset(
         {"lulc": (("y", "x"), stacked[0]), "confidence": (("y", "x"), stacked[1])},
         coords={"x": features["x"].values, "y": features["y"].values},
     )
+    if probabilities:
+        ds["probability"] = (("class", "y", "x"), stacked[2:])
+        ds = ds.assign_coords({"class": class_ids.astype(np.int64)})
+        ds["probability"].attrs.update(
+            long_name="probability of each class", units="percent", nodata=PROBABILITY_NODATA
+        )
     ds["lulc"].attrs.update(
         long_name="land cover class id", nodata=nodata, class_ids=model.class_ids.tolist()
     )
@@ -172,3 +204,16 @@ def class_areas(
     )
     table.loc[table["class_id"] == nodata, "share"] = np.nan
     return table
+
+
+def central_pixels(features: xr.DataArray, side: int = 128) -> np.ndarray:
+    """(pixels, columns) float32 of a ``side`` x ``side`` window at the centre of a
+    (time, feature, y, x) array, pixels with no valid feature left out: a sample, cheap to
+    read (a few chunks), on which a faster predictor is checked against the model."""
+    features = features.transpose(*FEATURE_DIMS)
+    ny, nx = features.sizes["y"], features.sizes["x"]
+    y0, x0 = max(0, (ny - side) // 2), max(0, (nx - side) // 2)
+    window = np.asarray(features[:, :, y0 : y0 + side, x0 : x0 + side].values, dtype=np.float32)
+    n_time, n_feat = window.shape[:2]
+    X = window.reshape(n_time * n_feat, -1).T
+    return X[~np.all(np.isnan(X), axis=1)]

@@ -40,7 +40,7 @@ from scipy.spatial import cKDTree
 from scipy.special import ndtri
 
 from perceptive.eo.cube import QUANTIFICATION, S2_BANDS, attach_grid, make_l1c_cube
-from perceptive.eo.grid import Grid
+from perceptive.eo.grid import Grid, grid_of
 from perceptive.eo.legend import DEFAULT_LEGEND, class_names
 
 __all__ = ["DemoScene", "demo_grid", "demo_scene"]
@@ -935,3 +935,16 @@ def demo_scene(
         raise ValueError(f"time_interval {time_interval} holds no acquisition date.")
     times = pd.DatetimeIndex(times.values.astype("datetime64[ns]"))
     return DemoScene(grid, times, int(seed), float(mislabel_fraction))
+
+
+def demo_truth_for(cube: xr.Dataset) -> xr.DataArray | None:
+    """The true land cover (y, x) of the demo scene a cube was made from, or None when the
+    cube does not come from the demo source (its ``source`` attribute, ``{method: demo,
+    <options>}``, and ``time_interval`` say which scene). Only the demo knows its truth: it
+    shows how much the noisy reference labels cost in measured accuracy."""
+    source = cube.attrs.get("source")
+    if not isinstance(source, dict) or source.get("method") != "demo":
+        return None
+    options = {k: source[k] for k in ("revisit_days", "seed", "mislabel_fraction") if k in source}
+    scene = demo_scene(grid_of(cube), tuple(cube.attrs["time_interval"]), **options)
+    return scene.truth()["land_cover"].compute()

@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from perceptive.eo import cloud_masking as clouds
+from perceptive.eo import shadows
 from perceptive.eo.cube import time_interval_of, validate_l1c_cube, validate_masks_cube
 from perceptive.eo.indices import feature_stack
 from perceptive.eo.interpolation import date_grid as make_date_grid
@@ -25,22 +26,24 @@ from perceptive.params import DateGrid
 log = logging.getLogger(__name__)
 
 
-def compute_masks(l1c_cube: xr.Dataset, cloud_masking: dict) -> xr.Dataset:
-    """Cloud probability and mask (the chosen cloud masking method), data mask and valid mask
-    for every frame."""
+def compute_masks(l1c_cube: xr.Dataset, cloud_masking: dict, cloud_shadows: dict) -> xr.Dataset:
+    """Cloud probability and mask (the chosen cloud masking method), cloud shadows (the chosen
+    shadow method), data mask and valid mask for every frame."""
     validate_l1c_cube(l1c_cube)
     found = clouds.METHODS.run(cloud_masking, l1c_cube)
+    shadow_mask = shadows.METHODS.run(cloud_shadows, l1c_cube, found["cloud_mask"])
     is_data = data_mask(l1c_cube)
-    is_valid = valid_mask(is_data, found["cloud_mask"])
+    is_valid = valid_mask(is_data, found["cloud_mask"] | shadow_mask)
     masks = xr.Dataset(
         {
             "is_data": is_data,
             "cloud_prob": found["cloud_prob"],
             "cloud_mask": found["cloud_mask"],
+            "shadow_mask": shadow_mask,
             "is_valid": is_valid,
             "valid_fraction": valid_fraction(is_valid).astype(np.float32),
         },
-        attrs={"cloud_masking": dict(cloud_masking)},
+        attrs={"cloud_masking": dict(cloud_masking), "cloud_shadows": dict(cloud_shadows)},
     )
     return masks.rio.write_crs(l1c_cube.rio.crs)
 
@@ -83,6 +86,9 @@ def compute_features(
         },
         attrs={
             "time_interval": [start, end],
+            "source": l1c_cube.attrs.get(
+                "source", "unknown"
+            ),  # which scene: the demo knows its truth
             "frames_used": [str(t)[:10] for t in l1c["time"].values],
             "date_grid": date_grid.model_dump(),
             "interpolation": dict(interpolation),

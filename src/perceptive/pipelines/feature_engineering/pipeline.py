@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.compute_masks,
-                ["l1c_cube", "params:cloud_masking"],
+                ["l1c_cube", "params:cloud_masking", "params:cloud_shadows"],
                 "masks_cube",
                 name="compute_masks",
             ),

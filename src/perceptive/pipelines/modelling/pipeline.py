@@ -1,4 +1,4 @@
-"""modelling pipeline: samples -> model, validation_metrics, confusion_matrix_plot."""
+"""modelling pipeline: samples -> model, validation_metrics, plots, feature_importance."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -11,9 +11,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(nodes.train, ["samples", "params:classifier"], "model", name="train"),
             Node(
                 nodes.evaluate,
-                ["model", "samples"],
+                ["model", "samples", "params:classifier", "params:evaluation"],
                 ["validation_metrics", "confusion_matrix_plot"],
                 name="evaluate",
+            ),
+            Node(
+                nodes.explain,
+                ["model", "samples"],
+                ["feature_importance", "feature_importance_plot"],
+                name="explain",
             ),
         ]
     )

@@ -1,4 +1,5 @@
-"""prediction: features_cube + model -> lulc_map, confidence_map (GeoTIFF), class areas, map plot."""
+"""prediction: features_cube + model -> prediction_cube (Zarr), lulc_map and confidence_map
+(Cloud-Optimised GeoTIFF), class areas, map plot."""
 
 from perceptive.pipelines.prediction.pipeline import create_pipeline
 

@@ -1,4 +1,5 @@
-"""prediction pipeline: features_cube, model -> lulc_map, confidence_map, class_areas, lulc_map_plot."""
+"""prediction pipeline: features_cube, model -> prediction_cube -> lulc_map, confidence_map ->
+class_areas, lulc_map_plot."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -10,9 +11,20 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.predict,
-                ["features_cube", "model"],
-                ["lulc_map", "confidence_map"],
+                [
+                    "features_cube",
+                    "model",
+                    "params:probabilities",
+                    "params:compiled_model",
+                ],
+                "prediction_cube",
                 name="predict",
+            ),
+            Node(
+                nodes.make_maps,
+                ["prediction_cube", "model", "params:postprocessing"],
+                ["lulc_map", "confidence_map"],
+                name="make_maps",
             ),
             Node(
                 nodes.summarise,

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from perceptive.eo.cube import attach_grid, validate_features_cube
 from perceptive.eo.grid import grid_of
-from perceptive.eo.labels import erode_labels, rasterize_labels
-from perceptive.eo.legend import legend_from_config, legend_to_config, map_attrs
-from perceptive.eo.sampling import sample_pixels
+from perceptive.eo.labels import rasterize_labels, rasterize_parcels
+from perceptive.eo.legend import class_names, legend_from_config, legend_to_config, map_attrs
+from perceptive.eo.sampling import sample_pixels, samples_summary
 from perceptive.params import Sampling
+from perceptive.sources.demo import demo_truth_for
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +35,35 @@ def rasterize_reference(
 def sample_training_pixels(
     features_cube: xr.Dataset,
     label_raster: xr.DataArray,
+    reference_labels: gpd.GeoDataFrame,
     sampling: Sampling,
     legend: list[dict] | None,
-) -> pd.DataFrame:
-    """Drop parcel-edge pixels, sample labelled pixels, split them by spatial blocks. The
-    table carries its legend, which modelling and prediction read from it."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sample labelled pixels, split them by spatial blocks (each reference parcel whole on
+    one side), and count them per class, split and fold. The table carries its legend, which
+    modelling and prediction read from it; on the demo source it also carries each pixel's
+    true class (``true_label``), so label noise can be measured."""
     validate_features_cube(features_cube)
-    labels = erode_labels(label_raster.values, radius=sampling.erosion_radius)
+    parcels = rasterize_parcels(reference_labels, grid_of(features_cube))
     samples = sample_pixels(
         features_cube["features"],
-        labels,
+        label_raster.values,
         n_samples=sampling.n_samples,
         block_size=sampling.block_size,
         validation_fraction=sampling.validation_fraction,
+        test_fraction=sampling.test_fraction,
+        n_folds=sampling.n_folds,
+        erosion_radius=sampling.erosion_radius,
+        scheme=sampling.scheme,
         seed=sampling.seed,
+        parcels=parcels,
     )
-    samples.attrs["legend"] = legend_to_config(legend_from_config(legend))
-    counts = samples["split"].value_counts().to_dict()
-    log.info("Sampled %d labelled pixels: %s", len(samples), counts)
-    return samples
+    truth = demo_truth_for(features_cube)
+    if truth is not None:
+        rows, cols = samples["row"].to_numpy(), samples["col"].to_numpy()
+        samples["true_label"] = np.asarray(truth.values)[rows, cols].astype(np.uint8)
+    classes = legend_from_config(legend)
+    samples.attrs["legend"] = legend_to_config(classes)
+    summary = samples_summary(samples, class_names(classes))
+    log.info("Samples per class and split:\n%s", summary.to_string(index=False))
+    return samples, summary

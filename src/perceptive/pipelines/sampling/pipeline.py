@@ -1,4 +1,4 @@
-"""sampling pipeline: features_cube, reference_labels -> label_raster, samples."""
+"""sampling pipeline: features_cube, reference_labels -> label_raster, samples, samples_summary."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -16,8 +16,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.sample_training_pixels,
-                ["features_cube", "label_raster", "params:sampling", "params:legend"],
-                "samples",
+                [
+                    "features_cube",
+                    "label_raster",
+                    "reference_labels",
+                    "params:sampling",
+                    "params:legend",
+                ],
+                ["samples", "samples_summary"],
                 name="sample_training_pixels",
             ),
         ]

@@ -1,0 +1,67 @@
+"""The prediction pipeline's parameters, each shown to change its outputs (SequentialRunner on
+an in-memory catalog, parameters from the project's loader, as in test_wiring.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kedro.io.core import Version
+
+from perceptive.datasets import GeoTiffDataset
+from perceptive.pipelines.prediction.pipeline import create_pipeline as prediction
+from tests.pipelines.test_wiring import _train, parameters, project, run, upstream  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def inputs(upstream):  # noqa: F811
+    return {"features_cube": upstream["features_cube"], "model": _train(upstream["samples"])}
+
+
+def _maps(inputs, cache, **overrides):
+    """The outputs of ``predict`` then ``make_maps`` (prediction_cube is intermediate)."""
+    overrides = {"compiled_model": {"enabled": True, "cache": str(cache)}, **overrides}
+    overrides["compiled_model"]["cache"] = str(cache)
+    out = run(prediction().only_nodes("predict"), inputs, **overrides)
+    maps = run(prediction().only_nodes("make_maps"), {**inputs, **out}, **overrides)
+    return {**out, **maps}
+
+
+def test_postprocessing_defaults_to_none():
+    plain, _ = parameters()
+    assert plain["postprocessing"] == {"method": "none"}
+    assert plain["probabilities"] is False and plain["compiled_model"]["enabled"] is False
+
+
+def test_a_postprocessing_method_changes_the_saved_map(inputs, tmp_path):
+    raw = _maps(inputs, tmp_path)
+    assert raw["prediction_cube"].attrs["predictor"] == "compiled"  # LightGBM, matched
+    smooth = _maps(inputs, tmp_path, postprocessing={"method": "majority", "window": 5})
+    sieved = _maps(inputs, tmp_path, postprocessing={"method": "sieve", "min_area_ha": 1})
+    lulc = raw["lulc_map"].values
+    assert smooth["lulc_map"].attrs["postprocessing"] == {"method": "majority", "window": 5}
+    for out in (smooth, sieved):
+        assert (out["lulc_map"].values != lulc).any()
+        assert ((out["lulc_map"].values == 0) == (lulc == 0)).all()  # nodata untouched
+    # saved as a file, the map is the post-processed one
+    path = tmp_path / "lulc_map.tif"
+    GeoTiffDataset(filepath=str(path), version=Version(None, "v1")).save(sieved["lulc_map"])
+    saved = GeoTiffDataset(filepath=str(path), version=Version("v1", None)).load()
+    np.testing.assert_array_equal(saved.values, sieved["lulc_map"].values)
+    assert (saved.values != lulc).any()
+
+
+def test_probabilities_adds_one_layer_per_class(inputs, tmp_path):
+    assert "probability" not in _maps(inputs, tmp_path)["prediction_cube"]
+    cube = _maps(inputs, tmp_path, probabilities=True)["prediction_cube"]
+    assert list(cube["class"].values) == inputs["model"].class_ids.tolist()
+    best = cube["probability"].max("class").values
+    mapped = cube["lulc"].values != 0
+    assert (np.abs(best[mapped].astype(int) - cube["confidence"].values[mapped]) <= 1).all()
+
+
+def test_compiled_model_disabled_predicts_with_the_estimator_the_same_map(inputs, tmp_path):
+    plain = _maps(inputs, tmp_path, compiled_model={"enabled": False})
+    compiled = _maps(inputs, tmp_path)
+    assert plain["prediction_cube"].attrs["predictor"] == "estimator"
+    np.testing.assert_array_equal(plain["lulc_map"].values, compiled["lulc_map"].values)
+    np.testing.assert_array_equal(plain["confidence_map"].values, compiled["confidence_map"].values)
