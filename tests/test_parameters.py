@@ -102,6 +102,13 @@ CASES = [
     case("modelling", {"classifier": {"method": "sklearn.linear_model.LinearRegression"}},
          "classifier", "not a scikit-learn classifier with predict_proba",
          id="classifier-not-a-classifier"),
+    case("modelling", {"classifier": {"method": "random_forest"},
+                       "early_stopping": {"enabled": True}},
+         "early_stopping", "classifier 'random_forest' cannot stop early",
+         "set early_stopping.enabled to false", id="early-stopping-random-forest"),
+    case("modelling", {"early_stopping": {"holdout_fraction": 1.0}},
+         "early_stopping.holdout_fraction", "= 1.0", "less than 1",
+         id="early-stopping-holdout-fraction-1"),
     # unknown method options
     case("modelling", {"classifier": {"num_leafs": 3}}, "classifier",
          "lightgbm has no option(s) ['num_leafs']", "num_leaves", id="lightgbm-option-typo"),
@@ -257,6 +264,16 @@ def test_base_classifier_is_lightgbm_with_options():
     base = base_classifier()  # the premise of the layering tests below
     assert base["method"] == "lightgbm" and "learning_rate" in base and "num_leaves" in base
     assert load_parameters()["classifier"] == base
+
+
+def test_early_stopping_is_off_by_default_and_accepted_for_lightgbm():
+    assert load_parameters()["early_stopping"]["enabled"] is False
+    for method in ("lightgbm", "lightgbm.LGBMClassifier"):
+        params = load_parameters(classifier={"method": method}, early_stopping={"enabled": True})
+        assert params["early_stopping"]["enabled"] is True
+    # disabled, any classifier goes
+    forest = load_parameters(classifier={"method": "random_forest"})
+    assert forest["early_stopping"]["enabled"] is False
 
 
 def test_switching_classifier_method_in_params_drops_the_old_options():

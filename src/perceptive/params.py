@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from perceptive.eo import (
     classifier,
@@ -77,12 +85,20 @@ class Aoi(Params):
         return grid_for_aoi(*aoi_geometry(self.model_dump()), resolution)
 
 
+#: A source code as text (``211`` in YAML and ``"211"`` are the same code).
+SourceCode = Annotated[str, BeforeValidator(str)]
+LegendId = Annotated[int, Field(ge=0, le=255)]
+
+
 class Reference(Params):
     """Reference labels: ``file`` null takes the source's own labels; otherwise a vector file
-    of labelled polygons whose ``class_column`` holds legend ids."""
+    of labelled polygons whose ``class_column`` holds the classes, or a raster of class codes
+    on any grid (``class_column`` unused). ``class_mapping`` ``{source code: legend id}``
+    turns the source's own codes into legend ids (null: they are legend ids already)."""
 
     file: str | None
     class_column: str
+    class_mapping: dict[SourceCode, LegendId] | None
 
     @field_validator("file")
     @classmethod
@@ -90,7 +106,8 @@ class Reference(Params):
         if file is not None and not Path(file).is_file():
             raise ValueError(
                 f"no file {file!r} (from {Path.cwd()}); give the path of a GeoPackage, GeoJSON "
-                "or Shapefile of labelled polygons, or null for the source's own labels."
+                "or Shapefile of labelled polygons, or of a GeoTIFF of class codes, or null for "
+                "the source's own labels."
             )
         return file
 
@@ -156,6 +173,7 @@ class Sampling(Params):
     test_fraction: Annotated[float, Field(ge=0, lt=1)]
     n_folds: Annotated[int, Field(ge=2)]
     seed: Annotated[int, Field(ge=0)]
+    split_column: str | None  # the reference labels' own train/validation/test per polygon
 
     @model_validator(mode="after")
     def _room_for_training(self) -> Sampling:
@@ -185,9 +203,40 @@ class Evaluation(Params):
     cross_validation: bool
 
 
+class EarlyStopping(Params):
+    """LightGBM chooses its number of rounds on a held-out ``holdout_fraction`` of the
+    training blocks (drawn with ``seed``): it stops after ``stopping_rounds`` rounds without
+    improvement, then is refitted on every training block (see
+    :class:`perceptive.eo.classifier.EarlyStopping`)."""
+
+    enabled: bool
+    holdout_fraction: Annotated[float, Field(gt=0, lt=1)]
+    stopping_rounds: Annotated[int, Field(ge=1)]
+    seed: Annotated[int, Field(ge=0)]
+
+    def settings(self) -> classifier.EarlyStopping | None:
+        """What training needs, or None when disabled."""
+        if not self.enabled:
+            return None
+        return classifier.EarlyStopping(self.holdout_fraction, self.stopping_rounds, self.seed)
+
+
 class ModellingParameters(Params):
     classifier: ClassifierSpec
     evaluation: Evaluation
+    early_stopping: EarlyStopping
+
+    @field_validator("early_stopping")
+    @classmethod
+    def _classifier_can_stop(cls, value: EarlyStopping, info) -> EarlyStopping:
+        method = (info.data.get("classifier") or {}).get("method")  # absent if it was invalid
+        if value.enabled and method and not classifier.supports_early_stopping(method):
+            raise ValueError(
+                f"enabled, but classifier {method!r} cannot stop early (only LightGBM has "
+                "boosting rounds to stop); set early_stopping.enabled to false or choose "
+                "classifier method lightgbm."
+            )
+        return value
 
 
 # --------------------------------------------------------------------------- prediction

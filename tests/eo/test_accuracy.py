@@ -213,6 +213,19 @@ def test_area_estimates_with_a_perfect_sample_keep_the_mapped_areas():
     assert result.overall_accuracy == 1.0
 
 
+def test_an_empty_stratum_of_zero_area_changes_no_estimate():
+    counts = np.array(OLOFSSON_MATRIX)
+    k = len(counts)
+    padded = np.zeros((k + 1, k + 1))
+    padded[:k, :k] = counts  # and a class with neither map area nor samples
+    hectares = np.array(OLOFSSON_PIXELS) * 0.09
+    alone = area_estimates(counts, hectares).table
+    with_empty = area_estimates(padded, np.append(hectares, 0.0)).table.iloc[:k]
+    for column in alone.columns:
+        np.testing.assert_allclose(with_empty[column], alone[column], equal_nan=False)
+    assert np.isfinite(alone["producers_accuracy_se"]).all()
+
+
 def test_area_estimates_refuse_a_mapped_class_without_samples():
     with pytest.raises(ValueError, match=r"\['water'\] have mapped area but no sample"):
         area_estimates(np.array([[5, 1], [0, 0]]), np.array([10.0, 5.0]), ["forest", "water"])

@@ -3,8 +3,16 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from lightgbm import LGBMClassifier, early_stopping
 
-from perceptive.eo.classifier import ClassifierError, LulcModel, build_estimator, train_model
+from perceptive.eo.classifier import (
+    ClassifierError,
+    EarlyStopping,
+    LulcModel,
+    build_estimator,
+    stopping_blocks,
+    train_model,
+)
 from perceptive.eo.legend import DEFAULT_LEGEND, legend_from_config
 
 FAST_LGBM = {
@@ -128,3 +136,53 @@ def test_train_errors():
     model = train_model(samples, FAST_LGBM)
     with pytest.raises(ClassifierError, match=r"expects \(n, 2\)"):
         model.predict(np.zeros((3, 5), np.float32))
+
+
+def test_stopping_blocks_are_whole_seeded_and_leave_every_class_to_train_on():
+    # blocks 0-9 of cultivated land (1); block 3 also holds the only forest (2) pixels
+    train = pd.DataFrame({"block": np.repeat(np.arange(10), 5), "label": 1})
+    train.loc[train["block"] == 3, "label"] = [1, 2, 2, 1, 2]
+    drawn = [stopping_blocks(train, 0.3, seed) for seed in range(20)]
+    for held in drawn:
+        assert len(held) == 3 and set(held) <= set(range(10))
+        assert 3 not in held  # holding it out would leave no forest to train on
+    assert drawn[0] == stopping_blocks(train, 0.3, 0)  # seeded
+    assert len({tuple(held) for held in drawn}) > 1
+    assert len(stopping_blocks(train, 0.01, 0)) == 1  # at least one block
+    only = train[train["block"] == 3]
+    with pytest.raises(ClassifierError, match="cannot hold out any of the 1 training block"):
+        stopping_blocks(only, 0.5, 0)
+
+
+def test_early_stopping_keeps_the_rounds_the_held_out_training_blocks_ask_for():
+    samples = make_samples(n=3000)
+    samples["b_2017-01-01"] *= 4  # a noisy column to overfit on
+    spec = {**FAST_LGBM, "n_estimators": 300}
+    model = train_model(samples, spec, EarlyStopping(0.25, 10, seed=1))
+    chosen = model.info["early_stopping"]
+    best, held = chosen["best_iteration"], chosen["holdout_blocks"]
+    assert len(held) == 2 and set(held) <= set(range(8))  # blocks 8, 9 are validation
+    train = samples[samples["split"] == "train"]
+    names = model.feature_names
+    # the same stopping, worked out here with LightGBM directly
+    stop = train["block"].isin(held)
+    assert chosen["n_holdout"] == int(stop.sum())
+    options = {k: v for k, v in spec.items() if k != "method"}
+    trial = LGBMClassifier(**options)
+    codes = {2: 0, 5: 1, 8: 2}  # eval_y is scored unencoded (lightgbm-org/LightGBM#7400)
+    trial.fit(train.loc[~stop, names], train.loc[~stop, "label"].map(codes),
+              eval_X=train.loc[stop, names], eval_y=train.loc[stop, "label"].map(codes),
+              callbacks=[early_stopping(10, verbose=False)])  # fmt: skip
+    assert best == trial.best_iteration_ < 300
+    # then refitted on every training block with those rounds only
+    assert model.estimator.booster_.num_trees() == best * 3
+    assert model.info["params"]["n_estimators"] == best and chosen["max_rounds"] == 300
+    direct = LGBMClassifier(**{**options, "n_estimators": best}).fit(train[names], train["label"])
+    X = samples[names]
+    np.testing.assert_allclose(model.predict_proba(X), direct.predict_proba(X), atol=1e-6)
+
+
+def test_early_stopping_refuses_an_estimator_without_rounds():
+    spec = {"method": "random_forest", "n_estimators": 5}
+    with pytest.raises(ClassifierError, match="RandomForestClassifier cannot stop early"):
+        train_model(make_samples(), spec, EarlyStopping(0.2, 10, seed=0))

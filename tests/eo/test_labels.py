@@ -99,10 +99,14 @@ def test_error_ids_out_of_range():
         rasterize_labels(gdf, GRID)
 
 
-def test_error_ids_not_in_legend():
-    gdf = frame([box(500000, 5000000, 500010, 5000010)], [42])
-    with pytest.raises(LabelError, match=r"\[42\] .*not in the legend"):
+def test_error_ids_not_in_legend_names_them_the_legend_ids_and_the_fix():
+    gdf = frame([box(500000, 5000000, 500010, 5000010)] * 4, [42, 3, 42, 77])
+    with pytest.raises(LabelError, match=r"\[42, 77\] .*not in the legend") as err:
         rasterize_labels(gdf, GRID, legend=DEFAULT_LEGEND)
+    message = str(err.value)
+    assert "42: 2, 77: 1" in message  # polygons per unknown id
+    assert f"legend ids {list(range(11))}" in message
+    assert "'legend'" in message and "'reference.class_mapping'" in message
 
 
 def test_error_no_intersection_gives_both_bounds():

@@ -5,13 +5,18 @@ import xarray as xr
 from matplotlib.figure import Figure
 from pyproj import CRS
 
-from perceptive.eo.accuracy import classification_report
+from perceptive.eo.accuracy import area_estimates, classification_report
 from perceptive.eo.classifier import train_model
 from perceptive.eo.cube import attach_grid
 from perceptive.eo.grid import Grid, grid_of
 from perceptive.eo.legend import DEFAULT_LEGEND
 from perceptive.eo.plots import plot_confusion_matrix, plot_lulc_map
-from perceptive.eo.prediction import PredictionError, class_areas, predict_map
+from perceptive.eo.prediction import (
+    PredictionError,
+    class_area_estimates,
+    class_areas,
+    predict_map,
+)
 from perceptive.eo.sampling import feature_columns, sample_pixels
 
 FAST_LGBM = {
@@ -134,6 +139,61 @@ def test_class_areas(trained):
     eager_counts = np.bincount(lazy.values.ravel(), minlength=11)
     np.testing.assert_array_equal(from_lazy["pixels"], eager_counts[from_lazy["class_id"]])
     assert from_lazy["area_ha"].sum() == pytest.approx(H * W * 100 / 10_000)
+
+
+#: Validation counts as classification_report gives them: rows = reference, columns = map.
+REFERENCE_BY_MAP = [[40, 3, 2], [5, 25, 1], [1, 2, 15]]  # classes 1, 2, 3
+
+
+def _hand_map(*classes_and_pixels) -> np.ndarray:
+    """A 10 x 10 map (10 m pixels, so 100 px = 1 ha) filled with (class, pixels) in order."""
+    values = np.concatenate([np.full(n, c, np.uint8) for c, n in classes_and_pixels])
+    return values.reshape(10, 10)
+
+
+def test_class_area_estimates_are_olofssons_on_the_map_strata():
+    areas = class_areas(_hand_map((1, 50), (2, 30), (3, 20)), pixel_area_m2=100.0)
+    matrix = {"labels": [1, 2, 3], "matrix": REFERENCE_BY_MAP}
+    table = class_area_estimates(areas, matrix).set_index("class_id")
+    assert list(table.columns[:5]) == list(areas.columns[1:])  # the pixel counts stay
+    # class 1 worked out by hand: map strata of 0.5, 0.3, 0.2 ha (columns of the matrix)
+    expected = 0.5 * 40 / 46 + 0.3 * 3 / 30 + 0.2 * 2 / 18
+    assert table.loc[1, "estimated_area_ha"] == pytest.approx(expected)
+    assert table.loc[1, "users_accuracy"] == pytest.approx(40 / 46)
+    assert table.loc[1, "producers_accuracy"] == pytest.approx(0.5 * 40 / 46 / expected)
+    direct = area_estimates(np.array(REFERENCE_BY_MAP).T, [0.5, 0.3, 0.2], [1, 2, 3]).table
+    pairs = {"area": "estimated_area_ha", "area_se": "estimated_area_se_ha",
+             "area_ci_low": "estimated_area_ci95_low_ha",
+             "area_ci_high": "estimated_area_ci95_high_ha", "users_accuracy": "users_accuracy",
+             "users_accuracy_se": "users_accuracy_se", "producers_accuracy": "producers_accuracy",
+             "producers_accuracy_se": "producers_accuracy_se"}  # fmt: skip
+    for theirs, ours in pairs.items():
+        np.testing.assert_allclose(table.loc[[1, 2, 3], ours], direct[theirs], err_msg=ours)
+    assert table.loc[1, "estimate_note"].startswith("approximate: the validation pixels are")
+    assert table.loc[[0, 4, 10], "estimated_area_ha"].isna().all()  # nodata, not assessed
+
+
+def test_class_area_estimates_of_a_mapped_class_without_validation_pixels_are_nan(caplog):
+    # class 4 is mapped and is a reference class once, but no validation pixel is mapped 4;
+    # class 5 is mapped and absent from the matrix altogether
+    areas = class_areas(_hand_map((1, 40), (2, 30), (3, 20), (4, 6), (5, 4)), 100.0)
+    matrix = {"labels": [1, 2, 3, 4], "matrix": [[*row, 0] for row in REFERENCE_BY_MAP]
+              + [[2, 0, 0, 0]]}  # fmt: skip
+    with caplog.at_level("WARNING"):
+        table = class_area_estimates(areas, matrix).set_index("class_id")
+    assert "Mapped class(es) [4, 5] have no validation pixel" in caplog.text
+    assert table.loc[[4, 5]].filter(like="estimated_area").isna().all().all()
+    assert table.loc[[4, 5], "users_accuracy"].isna().all()
+    assert (table.loc[[4, 5], "estimate_note"] == "no validation pixel in this map class").all()
+    assert table.loc[[4, 5], "area_ha"].tolist() == [0.06, 0.04]  # still listed
+    # the others: estimated over the strata with validation pixels (classes 1-3, 0.9 ha)
+    counts = np.array(matrix["matrix"]).T
+    direct = area_estimates(counts, [0.4, 0.3, 0.2, 0.0], [1, 2, 3, 4]).table
+    np.testing.assert_allclose(table.loc[[1, 2, 3], "estimated_area_ha"], direct["area"][:3])
+    np.testing.assert_allclose(table.loc[[1, 2, 3], "users_accuracy_se"],
+                               direct["users_accuracy_se"][:3])  # fmt: skip
+    assert table.loc[[1, 2, 3], "estimated_area_ha"].sum() < 0.9  # class 4's share of them
+    assert np.isfinite(table.loc[[1, 2, 3], "producers_accuracy_se"]).all()
 
 
 def test_plots(trained):

@@ -13,6 +13,7 @@ from perceptive.eo.sampling import (
     METHODS,
     SamplingError,
     assign_blocks,
+    check_user_split,
     feature_columns,
     sample_feature_names,
     sample_pixels,
@@ -248,3 +249,30 @@ def test_samples_summary_counts_per_class_split_and_fold():
     expected = int(((table["label"] == 2) & (table["split"] == "train")).sum())
     assert rows["count"].sum() == expected
     assert set(summary["name"]) == {"one", "two", "three"}
+
+
+def test_a_user_split_gives_each_pixel_the_split_of_its_parcel():
+    labels = make_labels()  # 40 x 48
+    parcels = np.zeros(labels.shape, np.int32)  # four quadrants: parcels 1 2 / 3 4
+    parcels[:20, :24], parcels[:20, 24:], parcels[20:, :24], parcels[20:, 24:] = 1, 2, 3, 4
+    parcels[labels == 0] = 0
+    splits = np.array(["train", "validation", "train", "test"], dtype=object)
+    table = sample_pixels(
+        make_features(), labels, **{**SETTINGS, "n_samples": 2000}, erosion_radius=1,
+        parcels=parcels, parcel_splits=splits,
+    )  # fmt: skip
+    top, right = table["row"] < 20, table["col"] >= 24
+    expected = np.select([top & right, ~top & right], ["validation", "test"], "train")
+    np.testing.assert_array_equal(table["split"].to_numpy(), expected)
+    assert ((table["fold"] == -1) == (table["split"] == "test")).all()
+    train = table[table["split"] == "train"]
+    assert train["col"].max() <= 22  # erosion radius 1 keeps training off column 23
+
+
+def test_a_user_split_with_other_values_lists_them_with_counts():
+    reference = pd.DataFrame({"set": ["train", "Test ", "calibration", None, "calibration"]})
+    assert check_user_split(reference.iloc[:2], "set").tolist() == ["train", "test"]
+    with pytest.raises(SamplingError, match=r"'calibration': 2, '<empty>': 1\. Fix"):
+        check_user_split(reference, "set")
+    with pytest.raises(SamplingError, match=r"no column 'split'.*\['set'\]"):
+        check_user_split(reference, "split")

@@ -8,6 +8,8 @@ import pytest
 from kedro.io.core import Version
 
 from perceptive.datasets import GeoTiffDataset
+from perceptive.eo.accuracy import area_estimates
+from perceptive.pipelines.modelling.pipeline import create_pipeline as modelling
 from perceptive.pipelines.prediction.pipeline import create_pipeline as prediction
 from tests.pipelines.test_wiring import _train, parameters, project, run, upstream  # noqa: F401
 
@@ -65,3 +67,31 @@ def test_compiled_model_disabled_predicts_with_the_estimator_the_same_map(inputs
     assert plain["prediction_cube"].attrs["predictor"] == "estimator"
     np.testing.assert_array_equal(plain["lulc_map"].values, compiled["lulc_map"].values)
     np.testing.assert_array_equal(plain["confidence_map"].values, compiled["confidence_map"].values)
+
+
+def test_class_areas_carry_the_area_estimates_of_validation_pixels(inputs, tmp_path, upstream):  # noqa: F811
+    scored = {"model": inputs["model"], "samples": upstream["samples"]}
+    metrics = run(modelling().only_nodes("evaluate"), scored, evaluation={"n_bootstrap": 60})
+    metrics = metrics["validation_metrics"]
+    maps = _maps(inputs, tmp_path)
+    summary = run(
+        prediction().only_nodes("summarise"),
+        {"model": inputs["model"], "lulc_map": maps["lulc_map"], "validation_metrics": metrics},
+    )
+    areas = summary["class_areas"].set_index("class_id")
+    new = ["estimated_area_ha", "estimated_area_se_ha", "estimated_area_ci95_low_ha",
+           "estimated_area_ci95_high_ha", "users_accuracy", "users_accuracy_se",
+           "producers_accuracy", "producers_accuracy_se", "estimate_note"]  # fmt: skip
+    assert set(new) <= set(areas.columns)
+    # the estimates of the map's classes, from the report's matrix (rows = reference)
+    cm = metrics["confusion_matrix"]
+    ids = cm["labels"]
+    mapped = areas["area_ha"].reindex(ids, fill_value=0.0).to_numpy()
+    sampled = np.array(cm["matrix"]).sum(axis=0) > 0  # columns: mapped as the class
+    direct = area_estimates(np.array(cm["matrix"]).T, np.where(sampled, mapped, 0), ids).table
+    estimated = [i for i, has in zip(ids, sampled, strict=True) if has]
+    assert estimated and areas.loc[estimated, "estimated_area_ha"].notna().all()
+    np.testing.assert_allclose(
+        areas.loc[estimated, "estimated_area_ha"], direct.loc[estimated, "area"]
+    )
+    assert np.isnan(areas.loc[0, "estimated_area_ha"])  # nodata is no stratum

@@ -436,6 +436,10 @@ def test_prediction_reads_the_legend_from_the_model(upstream, tmp_path):
     assert lulc.attrs["class_names"][5] == "my class 5"
     predicted = set(np.unique(lulc.values).tolist())
     assert predicted <= set(model.class_ids.tolist())
+    evaluate = modelling().only_nodes("evaluate")
+    scored = {"model": model, "samples": upstream["custom_samples"]}
+    metrics = run(evaluate, scored, evaluation={"n_bootstrap": 60})["validation_metrics"]
+    inputs["validation_metrics"] = metrics
     areas = run(prediction(), inputs, **cache)["class_areas"].set_index("class_id")
     assert all(areas.loc[i, "name"] == f"my class {i}" for i in predicted)
     assert areas.loc[list(predicted), "pixels"].sum() == 64 * 64

@@ -283,7 +283,7 @@ def area_estimates(
         users = np.diag(share)
         users_var = np.diag(spread)
         producers = np.diag(p) / proportion
-        ref_total = (area[:, None] / n_i[:, None] * np.where(n_i[:, None] > 0, n, 0)).sum(axis=0)
+        ref_total = (area[:, None] * share).sum(axis=0)  # an empty stratum adds 0, not NaN
         others = (area[:, None] ** 2 * spread).sum(axis=0) - area**2 * users_var
         producers_var = (
             area**2 * (1 - producers) ** 2 * users_var + producers**2 * others

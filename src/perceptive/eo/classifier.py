@@ -5,18 +5,25 @@ name in :data:`METHODS` or any dotted class path) so that classifiers can be com
 code changes. scikit-learn already defines what a fitted classifier knows, so the model takes
 it from the estimator: the legend ids it predicts (``classes_``), the feature columns in their
 order (``feature_names_in_``, set by fitting on a DataFrame) and its settings (``get_params``).
+
+LightGBM can also choose its own number of rounds (:class:`EarlyStopping`): part of the
+training blocks is held out as a stopping set, and the model is then refitted on every
+training block with the rounds that set asked for.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import lightgbm
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
+from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
 
 from perceptive.eo.legend import NO_DATA, LandCoverClass, legend_from_config
@@ -53,6 +60,97 @@ def build_estimator(spec: dict[str, Any]) -> Any:
         return METHODS.build(spec)
     except LinkError as err:
         raise ClassifierError(str(err)) from None
+
+
+def supports_early_stopping(method: str) -> bool:
+    """Whether the classifier ``method`` (a registered name or a dotted class path) can stop
+    early on a held-out set: LightGBM can; scikit-learn's forests have no rounds to stop."""
+    return issubclass(METHODS.get(method), LGBMClassifier)
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """How LightGBM chooses its number of rounds: about ``holdout_fraction`` of the training
+    blocks (whole spatial blocks, drawn with ``seed``) are held out as a stopping set; rounds
+    are added until the estimator's metric on it (``multi_logloss`` unless its ``metric``
+    option says otherwise) has not improved for ``stopping_rounds`` rounds (at most the
+    classifier's ``n_estimators``); then the model is refitted on every training block with
+    the best number of rounds. Validation and test blocks are never used."""
+
+    holdout_fraction: float
+    stopping_rounds: int
+    seed: int
+
+
+def stopping_blocks(train: pd.DataFrame, fraction: float, seed: int) -> list[int]:
+    """About ``fraction`` (at least one) of the ``block`` values of the training rows
+    ``train``, drawn in seeded random order; a block is skipped when holding it out would
+    leave one of its classes without training pixels, so the model still learns every class."""
+    classes_of_block = train.groupby("block")["label"].unique()
+    blocks_left = train.groupby("label")["block"].nunique().to_dict()  # per class
+    wanted = max(1, round(fraction * len(classes_of_block)))
+    held: list[int] = []
+    for block in np.random.default_rng(seed).permutation(classes_of_block.index.to_numpy()):
+        if len(held) == wanted:
+            break
+        classes = classes_of_block[block]
+        if all(blocks_left[c] > 1 for c in classes):
+            held.append(int(block))
+            for c in classes:
+                blocks_left[c] -= 1
+    if not held:
+        raise ClassifierError(
+            f"Early stopping cannot hold out any of the {len(classes_of_block)} training "
+            "block(s): each holds the last training pixels of a class. Use smaller sampling "
+            "blocks or more reference data, or disable early_stopping."
+        )
+    if len(held) < wanted:
+        log.warning(
+            "Early stopping holds out %d training block(s), not the %d asked: the others hold "
+            "the last training pixels of a class.", len(held), wanted,
+        )  # fmt: skip
+    return sorted(held)
+
+
+def best_rounds(
+    estimator: Any, train: pd.DataFrame, names: list[str], stopping: EarlyStopping
+) -> dict[str, Any]:
+    """Fit a copy of the LightGBM ``estimator`` on the training rows outside the
+    :func:`stopping_blocks` and stop when its metric on them stops improving; what was
+    chosen."""
+    if not isinstance(estimator, LGBMClassifier):
+        raise ClassifierError(
+            f"{type(estimator).__name__} cannot stop early (it has no boosting rounds); "
+            "disable early_stopping or choose classifier method lightgbm."
+        )
+    held = stopping_blocks(train, stopping.holdout_fraction, stopping.seed)
+    stop = train["block"].isin(held).to_numpy()
+    fit, check = train[~stop], train[stop]
+    trial = clone(estimator)
+    with warnings.catch_warnings():
+        # eval_set, deprecated in LightGBM 4.7, is the only way there that label-encodes the
+        # stopping set: eval_y is scored unencoded (lightgbm-org/LightGBM#7400)
+        warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
+        trial.fit(
+            fit[names].astype(np.float32), fit["label"].to_numpy(),
+            eval_set=[(check[names].astype(np.float32), check["label"].to_numpy())],
+            callbacks=[lightgbm.early_stopping(stopping.stopping_rounds, verbose=False)],
+        )  # fmt: skip
+    best = int(trial.best_iteration_)  # 1-based; the best round even if none stopped it
+    score = {metric: float(value) for metric, value in trial.best_score_["valid_0"].items()}
+    log.info(
+        "Early stopping: %d of at most %d rounds (on %d pixels of %d held-out training "
+        "blocks, %s).", best, estimator.n_estimators, len(check), len(held), score,
+    )  # fmt: skip
+    return {
+        "best_iteration": best,
+        "max_rounds": int(estimator.n_estimators),
+        "holdout_blocks": held,
+        "n_holdout": int(len(check)),
+        "holdout_score": score,  # the stopping metric at best_iteration
+        **{k: getattr(stopping, k) for k in ("holdout_fraction", "stopping_rounds", "seed")},
+        "refit": "on every training block with best_iteration rounds",
+    }
 
 
 @dataclass
@@ -100,12 +198,16 @@ class LulcModel:
         return np.asarray(self.estimator.predict(X)).astype(np.uint8)
 
 
-def train_model(samples: pd.DataFrame, spec: dict[str, Any]) -> LulcModel:
+def train_model(
+    samples: pd.DataFrame, spec: dict[str, Any], early_stopping: EarlyStopping | None = None
+) -> LulcModel:
     """Fit the classifier of ``spec`` on the ``split == "train"`` rows of a samples table.
 
     Feature columns are every non-metadata column, in table order (which is
     :func:`perceptive.eo.sampling.feature_columns` order); labels are ids of the legend the
-    samples carry (``samples.attrs["legend"]``; the default legend when absent).
+    samples carry (``samples.attrs["legend"]``; the default legend when absent). With
+    ``early_stopping`` (LightGBM only) the number of rounds is first chosen on held-out
+    training blocks (:func:`best_rounds`, recorded in ``info["early_stopping"]``).
     """
     if "label" not in samples.columns or "split" not in samples.columns:
         raise ClassifierError(
@@ -132,6 +234,10 @@ def train_model(samples: pd.DataFrame, spec: dict[str, Any]) -> LulcModel:
     X = train[names].astype(np.float32)
     estimator = build_estimator(spec)
     start = time.perf_counter()
+    stopped = None
+    if early_stopping is not None:
+        stopped = best_rounds(estimator, train, names, early_stopping)
+        estimator.set_params(n_estimators=stopped["best_iteration"])
     estimator.fit(X, y)
     seconds = time.perf_counter() - start
     log.info(
@@ -145,6 +251,8 @@ def train_model(samples: pd.DataFrame, spec: dict[str, Any]) -> LulcModel:
         "n_features": int(X.shape[1]),
         "fit_seconds": round(seconds, 3),
     }
+    if stopped is not None:
+        info["early_stopping"] = stopped
     legend = legend_from_config(samples.attrs.get("legend"))
     return LulcModel(estimator=estimator, legend=legend, info=info)
 

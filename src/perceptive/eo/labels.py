@@ -60,9 +60,13 @@ def _check_class_ids(
         known = {c.id for c in legend}
         unknown = sorted(set(ids.tolist()) - known)
         if unknown:
+            counts = pd.Series(ids).value_counts()
+            listed = ", ".join(f"{i}: {counts[i]}" for i in unknown)
             raise LabelError(
                 f"Class ids {unknown} in column {class_column!r} are not in the legend "
-                f"(legend ids {sorted(known)}); fix the reference data or add them to the legend."
+                f"(class id: number of polygons: {listed}; legend ids {sorted(known)}). Add "
+                "them to parameter 'legend', map the source's codes to legend ids with "
+                "'reference.class_mapping', or fix the reference data."
             )
     return ids
 

@@ -8,18 +8,23 @@ Pixels with no valid feature at all get the nodata class and confidence 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from perceptive.eo.accuracy import area_estimates
 from perceptive.eo.classifier import LulcModel
 from perceptive.eo.cube import attach_grid
 from perceptive.eo.grid import grid_of
 from perceptive.eo.legend import DEFAULT_LEGEND, NO_DATA, LandCoverClass
 from perceptive.eo.sampling import FEATURE_DIMS, feature_columns
+
+log = logging.getLogger(__name__)
 
 #: ``confidence`` is the winning class probability in percent (0–100, uint8); 0 = nodata.
 CONFIDENCE_SCALE = 100
@@ -204,6 +209,68 @@ def class_areas(
     )
     table.loc[table["class_id"] == nodata, "share"] = np.nan
     return table
+
+
+#: Why the stratified estimates are approximate, written beside each of them.
+ESTIMATE_NOTE = (
+    "approximate: the validation pixels are clustered in spatial blocks, with class edges "
+    "eroded, not a stratified random sample of the map classes"
+)
+
+
+def class_area_estimates(
+    areas: pd.DataFrame, confusion_matrix: Mapping[str, Any], nodata: int = NO_DATA
+) -> pd.DataFrame:
+    """``areas`` (from :func:`class_areas`) with the stratified estimates of each class's
+    area and accuracy from the validation pixels (:func:`perceptive.eo.accuracy.area_estimates`,
+    Olofsson et al. 2014): ``estimated_area_ha`` with its standard error and 95 % interval,
+    user's and producer's accuracy with their standard errors, and an ``estimate_note``.
+
+    ``confusion_matrix`` is a validation report's ``{labels, matrix}``
+    (:func:`perceptive.eo.accuracy.classification_report`: rows = reference, columns =
+    prediction), transposed here to the map-class rows that the estimator takes. A mapped
+    class without any validation pixel cannot be estimated: a warning names it, its estimates
+    are NaN, and the others are estimated over the map classes that have validation pixels.
+    Classes neither mapped nor in the matrix, and ``nodata``, get NaN.
+    """
+    labels = [int(i) for i in confusion_matrix["labels"]]
+    in_map = areas.loc[(areas["pixels"] > 0) & (areas["class_id"] != nodata), "class_id"]
+    ids = sorted(set(labels) | {int(i) for i in in_map})
+    counts = (
+        pd.DataFrame(np.asarray(confusion_matrix["matrix"]).T, index=labels, columns=labels)
+        .reindex(index=ids, columns=ids, fill_value=0)
+        .to_numpy()
+    )  # rows = map class, columns = reference class
+    by_id = areas.set_index(areas["class_id"].astype(int))["area_ha"]
+    mapped = by_id.reindex(ids, fill_value=0.0).to_numpy()
+    sampled = counts.sum(axis=1) > 0
+    unsampled = [
+        i for i, has, area in zip(ids, sampled, mapped, strict=True) if area > 0 and not has
+    ]
+    if unsampled:
+        log.warning(
+            "Mapped class(es) %s have no validation pixel: their area cannot be estimated "
+            "(NaN in class_areas); the other classes are estimated over the map classes that "
+            "have validation pixels. Add reference data for them or change the block split.",
+            unsampled,
+        )
+    estimates = area_estimates(counts, np.where(sampled, mapped, 0.0), ids).table
+    estimates.loc[unsampled] = np.nan
+    columns = {
+        "area": "estimated_area_ha",
+        "area_se": "estimated_area_se_ha",
+        "area_ci_low": "estimated_area_ci95_low_ha",
+        "area_ci_high": "estimated_area_ci95_high_ha",
+        "users_accuracy": "users_accuracy",
+        "users_accuracy_se": "users_accuracy_se",
+        "producers_accuracy": "producers_accuracy",
+        "producers_accuracy_se": "producers_accuracy_se",
+    }
+    estimates = estimates[list(columns)].rename(columns=columns)
+    estimates["estimate_note"] = ESTIMATE_NOTE
+    estimates.loc[unsampled, "estimate_note"] = "no validation pixel in this map class"
+    per_row = estimates.reindex(areas["class_id"].astype(int).to_numpy())
+    return pd.concat([areas, per_row.set_index(areas.index)], axis=1)
 
 
 def central_pixels(features: xr.DataArray, side: int = 128) -> np.ndarray:

@@ -204,6 +204,7 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
     test_fraction: float = 0.0,
     n_folds: int = 5,
     parcels: np.ndarray | None = None,
+    parcel_splits: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Sample labelled pixels and their features into a train/validation(/test) table.
 
@@ -213,6 +214,9 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
        both sides of the split. Whole units go to validation (about ``validation_fraction``
        of the labelled pixels) and test (``test_fraction``), chosen with the seeded RNG; the
        others are dealt into ``n_folds`` cross-validation folds (test pixels: fold -1).
+       With ``parcel_splits`` (the user's split: "train", "validation" or "test" per parcel,
+       parcel ``n`` at position ``n - 1``, see :func:`check_user_split`) each pixel takes the
+       split of its parcel instead, and the fractions are not used.
     2. **Erosion** (``erosion_radius`` px, :func:`perceptive.eo.labels.erode_labels`) cleans
        the *training* pixels: pixels near a class edge are not trained on. Validation and
        test keep every labelled pixel, edges included, flagged in ``edge``, so accuracy can
@@ -271,11 +275,18 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
             "possible; lower block_size (e.g. to a quarter of the AOI side) or use more "
             "reference labels."
         )
-    validation_blocks, test_blocks = split_blocks(
-        block_counts, validation_fraction, rng, test_fraction
-    )
-    held_out = validation_blocks | test_blocks
-    folds = assign_folds(np.setdiff1d(block_counts.index, list(test_blocks)), n_folds, rng)
+    if parcel_splits is None:
+        validation_blocks, test_blocks = split_blocks(
+            block_counts, validation_fraction, rng, test_fraction
+        )
+        pixel_split = np.full(units.size, TRAIN, dtype=object)
+        pixel_split[np.isin(units, list(validation_blocks))] = VALIDATION
+        pixel_split[np.isin(units, list(test_blocks))] = TEST
+    else:
+        pixel_split = _user_split(flat_parcels[labelled], parcel_splits)
+    validation_blocks = set(np.unique(units[pixel_split == VALIDATION]).tolist())
+    test_blocks = set(np.unique(units[pixel_split == TEST]).tolist())
+    folds = assign_folds(np.unique(units[pixel_split != TEST]), n_folds, rng)
     if len(validation_blocks) < MIN_VALIDATION_BLOCKS:
         log.warning(
             "Only %d validation block(s): accuracy intervals will mean little below %d; "
@@ -285,7 +296,7 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
 
     core = erode_labels(labels, erosion_radius).reshape(-1)[labelled] != NO_DATA
     _warn_eroded_classes(flat_labels[labelled], core, erosion_radius)
-    is_held = np.isin(units, list(held_out))
+    is_held = pixel_split != TRAIN
     near_held = np.zeros(flat_labels.size, dtype=bool)
     near_held[labelled[is_held]] = True
     if erosion_radius > 0:
@@ -312,9 +323,9 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
     keep_index = keep_index[valid]
 
     block_ids = units[keep_index]
-    split = np.full(len(chosen), TRAIN, dtype=object)
-    split[np.isin(block_ids, list(validation_blocks))] = VALIDATION
-    split[np.isin(block_ids, list(test_blocks))] = TEST
+    split = pixel_split[keep_index]
+    fold = np.array([folds.get(int(b), -1) for b in block_ids], dtype=np.int8)
+    fold[split == TEST] = -1
     meta = pd.DataFrame(
         {
             "label": flat_labels[chosen].astype(np.uint8),
@@ -323,7 +334,7 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
             "row": rows.astype(np.int32),
             "col": cols.astype(np.int32),
             "block": block_ids.astype(np.int32),
-            "fold": np.array([folds.get(int(b), -1) for b in block_ids], dtype=np.int8),
+            "fold": fold,
             "split": split.astype(str),
             "edge": ~core[keep_index],
             "parcel": flat_parcels[chosen].astype(np.int32),
@@ -345,6 +356,41 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
         labelled.size, len(block_counts), len(validation_blocks), len(test_blocks),
     )  # fmt: skip
     return table
+
+
+def check_user_split(reference: pd.DataFrame, column: str) -> np.ndarray:
+    """A user-given split: ``column`` of the reference polygons, one of "train",
+    "validation", "test" per polygon (case and spaces ignored), as an array in polygon order;
+    a missing column, or any other value (listed with counts), raises one error."""
+    if column not in reference.columns:
+        raise SamplingError(
+            f"The reference labels have no column {column!r} (parameter "
+            f"'sampling.split_column'); their columns are {list(reference.columns)}. A raster "
+            "reference has none: set split_column to null there."
+        )
+    values = reference[column]
+    split = values.astype("string").str.strip().str.lower()
+    bad = values[~split.isin([TRAIN, VALIDATION, TEST]).fillna(False).astype(bool)]
+    if len(bad):
+        counts = bad.astype("string").fillna("<empty>").value_counts()
+        listed = ", ".join(f"{value!r}: {n}" for value, n in counts.items())
+        raise SamplingError(
+            f"Column {column!r} of the reference labels (parameter 'sampling.split_column') "
+            f"must say train, validation or test for every polygon; found (value: number of "
+            f"polygons) {listed}. Fix those polygons, or set split_column to null for the "
+            "split by spatial blocks."
+        )
+    return split.to_numpy(dtype=object)
+
+
+def _user_split(parcels: np.ndarray, parcel_splits: np.ndarray) -> np.ndarray:
+    """The split of each labelled pixel: that of its parcel (parcel n at position n - 1)."""
+    if (parcels <= 0).any():
+        raise SamplingError(
+            "A user-given split needs every labelled pixel in a reference parcel; pass the "
+            "parcel raster of the same reference labels (rasterize_parcels)."
+        )
+    return np.asarray(parcel_splits, dtype=object)[parcels - 1]
 
 
 def _check_block_size(parcels: np.ndarray, blocks: np.ndarray, block_size: int) -> None:

@@ -11,6 +11,13 @@ from shapely.geometry import box
 
 from perceptive.eo.cube import validate_l1c_cube
 from perceptive.eo.grid import Grid
+from perceptive.eo.reference import (
+    RASTER_CODE_COLUMN,
+    is_raster,
+    keep_over_aoi,
+    map_codes,
+    raster_polygons,
+)
 from perceptive.params import Aoi, Reference
 from perceptive.sources import METHODS as SOURCES
 
@@ -55,30 +62,38 @@ def fetch_l1c(
 def import_reference_labels(
     source_labels: gpd.GeoDataFrame | None, reference: Reference, grid: Grid
 ) -> gpd.GeoDataFrame:
-    """Snapshot the reference labels into the versioned catalog: the user's file if given,
-    else the source's own labels; either way in the grid CRS with the classes in ``class_id``,
-    so a run can be traced and sampling needs no knowledge of the file's columns."""
-    if reference.file:
+    """Snapshot the reference labels into the versioned catalog: the user's file if given
+    (vector, or a raster turned into polygons, see :mod:`perceptive.eo.reference`), else the
+    source's own labels; either way in the grid CRS, only the features over the AOI, with the
+    legend ids (through ``reference.class_mapping`` when given) in ``class_id``, so a run can
+    be traced and sampling needs no knowledge of the file's columns or codes."""
+    column = reference.class_column
+    if reference.file and is_raster(reference.file):
+        labels, column = raster_polygons(reference.file, grid), RASTER_CODE_COLUMN
+    elif reference.file:
         labels = gpd.read_file(reference.file, engine="pyogrio")
-        if labels.crs is None:
-            raise ValueError(
-                f"Reference labels {reference.file} have no CRS; assign one and retry."
-            )
     elif source_labels is not None:
         labels = source_labels
     else:
         raise ValueError(
             "No reference labels: this source has none of its own; set parameter "
-            "'reference.file' to a GeoPackage/GeoJSON of labelled polygons."
+            "'reference.file' to a vector file of labelled polygons or a raster of class codes."
         )
+    what = f"Reference labels {reference.file}" if reference.file else "The source's labels"
     if labels.empty:
-        raise ValueError("Reference labels are empty; give a file with labelled polygons.")
-    if reference.class_column not in labels.columns:
+        raise ValueError(f"{what} are empty; give a file with labelled polygons.")
+    if labels.crs is None:
+        raise ValueError(f"{what} have no CRS; assign one and retry.")
+    if column not in labels.columns:
         columns = [c for c in labels.columns if c != labels.geometry.name]
         raise ValueError(
-            f"Reference labels have no column {reference.class_column!r} (parameter "
-            f"'reference.class_column'); their columns are {columns}."
+            f"{what} have no column {column!r} (parameter 'reference.class_column'); their "
+            f"columns are {columns}."
         )
-    labels = labels.to_crs(grid.crs).assign(class_id=labels[reference.class_column].to_numpy())
-    log.info("Reference labels: %d polygons", len(labels))
+    labels = keep_over_aoi(labels, grid, what)
+    codes = labels[column]
+    if reference.class_mapping is not None:
+        codes = map_codes(codes, reference.class_mapping, column)
+    labels = labels.assign(class_id=codes.to_numpy())
+    log.info("Reference labels: %d polygons over the AOI", len(labels))
     return labels

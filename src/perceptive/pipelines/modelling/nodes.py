@@ -13,7 +13,7 @@ from perceptive.eo.classifier import LulcModel, train_model
 from perceptive.eo.importance import feature_importance
 from perceptive.eo.plots import plot_confusion_matrix, plot_feature_importance
 from perceptive.eo.sampling import TEST, TRAIN, VALIDATION
-from perceptive.params import Evaluation
+from perceptive.params import EarlyStopping, Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 HEADLINE = ("n_samples", "n_groups", "overall_accuracy", "kappa", "macro_f1", "weighted_f1")
 
 
-def train(samples: pd.DataFrame, classifier: dict) -> LulcModel:
-    """Fit the configured classifier on the training split."""
-    model = train_model(samples, classifier)
+def train(samples: pd.DataFrame, classifier: dict, early_stopping: EarlyStopping) -> LulcModel:
+    """Fit the configured classifier on the training split (LightGBM's rounds chosen on
+    held-out training blocks when early stopping is enabled)."""
+    model = train_model(samples, classifier, early_stopping.settings())
     log.info(
         "Trained %s on %d pixels, %d features, classes %s",
         classifier["method"], int((samples["split"] == TRAIN).sum()),
@@ -42,7 +43,11 @@ def _edges(rows: pd.DataFrame) -> pd.Series:
 
 
 def evaluate(
-    model: LulcModel, samples: pd.DataFrame, classifier: dict, evaluation: Evaluation
+    model: LulcModel,
+    samples: pd.DataFrame,
+    classifier: dict,
+    evaluation: Evaluation,
+    early_stopping: EarlyStopping,
 ) -> tuple[dict, Figure]:
     """Accuracy on the spatially held-out validation pixels with 95 % intervals from a
     bootstrap over spatial blocks, and its confusion matrix plot.
@@ -52,7 +57,8 @@ def evaluate(
     map is used too; ``test`` the test blocks, if any; ``demo_truth`` the same pixels against
     the demo's true classes (demo source only); ``cross_validation`` the spatial folds.
     Classes the model maps but validation lacks are listed (``classes_without_reference``)
-    and logged. The report names the estimator and its settings."""
+    and logged. The report names the estimator and its settings (``model``), with the rounds
+    early stopping chose (``model.early_stopping.best_iteration``) when it is enabled."""
     held = samples[samples["split"].isin([VALIDATION, TEST])]
     predicted = pd.Series(
         model.predict(held[model.feature_names].to_numpy("float32")), index=held.index
@@ -83,7 +89,7 @@ def evaluate(
             "against_truth": _headline(assess(validation, truth="true_label")),
         }
     if evaluation.cross_validation:
-        report["cross_validation"] = cross_validate(samples, classifier, model)
+        report["cross_validation"] = cross_validate(samples, classifier, model, early_stopping)
     report["model"] = model.info  # which estimator, with which settings, scored this
     log.info(
         "Validation: overall accuracy %.3f [%s], kappa %.3f, majority-class share %.3f "
@@ -107,16 +113,19 @@ def _range(interval) -> str:
     return "n/a" if not interval else f"{interval[0]:.3f}-{interval[1]:.3f}"
 
 
-def cross_validate(samples: pd.DataFrame, classifier: dict, model: LulcModel) -> dict:
+def cross_validate(
+    samples: pd.DataFrame, classifier: dict, model: LulcModel, early_stopping: EarlyStopping
+) -> dict:
     """Spatial k-fold: for each ``fold`` of the non-test blocks, train on the other folds
-    (eroded pixels) and assess on it; per-fold scores, their mean and standard deviation."""
+    (eroded pixels, early stopping as for the model) and assess on it; per-fold scores, their
+    mean and standard deviation."""
     pool = samples[(samples["fold"] >= 0) & ~_edges(samples)]
     scores = []
     for fold in sorted(pool["fold"].unique()):
         table = pool.assign(split=np.where(pool["fold"] == fold, VALIDATION, TRAIN))
         table.attrs = samples.attrs
         held = table[table["split"] == VALIDATION]
-        fitted = train_model(table, classifier)
+        fitted = train_model(table, classifier, early_stopping.settings())
         predicted = fitted.predict(held[model.feature_names].to_numpy("float32"))
         report = classification_report(held["label"].to_numpy(), predicted, legend=model.legend)
         scores.append({"fold": int(fold), **_headline(report)})

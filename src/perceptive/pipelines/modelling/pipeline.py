@@ -8,10 +8,21 @@ from perceptive.pipelines.modelling import nodes
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(nodes.train, ["samples", "params:classifier"], "model", name="train"),
+            Node(
+                nodes.train,
+                ["samples", "params:classifier", "params:early_stopping"],
+                "model",
+                name="train",
+            ),
             Node(
                 nodes.evaluate,
-                ["model", "samples", "params:classifier", "params:evaluation"],
+                [
+                    "model",
+                    "samples",
+                    "params:classifier",
+                    "params:evaluation",
+                    "params:early_stopping",
+                ],
                 ["validation_metrics", "confusion_matrix_plot"],
                 name="evaluate",
             ),

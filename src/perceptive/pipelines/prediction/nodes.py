@@ -22,7 +22,13 @@ from perceptive.eo.cube import validate_features_cube
 from perceptive.eo.grid import grid_of
 from perceptive.eo.legend import map_attrs
 from perceptive.eo.plots import plot_lulc_map
-from perceptive.eo.prediction import central_pixels, class_areas, predict_map
+from perceptive.eo.prediction import (
+    ESTIMATE_NOTE,
+    central_pixels,
+    class_area_estimates,
+    class_areas,
+    predict_map,
+)
 from perceptive.params import CompiledModel
 
 log = logging.getLogger(__name__)
@@ -60,10 +66,26 @@ def make_maps(
     return lulc, confidence
 
 
-def summarise(lulc_map: xr.DataArray, model: LulcModel) -> tuple[pd.DataFrame, Figure]:
-    """Area per class (hectares) and a picture of the map, named and coloured by the legend."""
+def summarise(
+    lulc_map: xr.DataArray, model: LulcModel, validation_metrics: dict
+) -> tuple[pd.DataFrame, Figure]:
+    """Area per class (pixels, hectares) beside its stratified estimate from the model's
+    validation pixels (hectares with standard error and 95 % interval, user's and producer's
+    accuracy; Olofsson et al. 2014), and a picture of the map, named and coloured by the
+    legend."""
     legend = model.legend
     resolution = grid_of(lulc_map).resolution
     areas = class_areas(lulc_map, resolution * resolution, legend)
-    log.info("Class areas (ha):\n%s", areas.to_string(index=False))
+    if validation_metrics.get("model") != model.info:
+        log.warning(
+            "validation_metrics were not made with this model (another version?): the area "
+            "estimates use another model's validation pixels; pin matching versions of model "
+            "and validation_metrics with --load-versions."
+        )
+    areas = class_area_estimates(areas, validation_metrics["confusion_matrix"])
+    shown = ["name", "pixels", "area_ha", "estimated_area_ha", "estimated_area_se_ha"]
+    log.info(
+        "Class areas (ha; estimates %s):\n%s", ESTIMATE_NOTE,
+        areas[shown].to_string(index=False, float_format="%.1f"),
+    )  # fmt: skip
     return areas, plot_lulc_map(lulc_map, legend)

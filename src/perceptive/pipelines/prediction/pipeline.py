@@ -1,5 +1,5 @@
 """prediction pipeline: features_cube, model -> prediction_cube -> lulc_map, confidence_map ->
-class_areas, lulc_map_plot."""
+class_areas (with area estimates from validation_metrics), lulc_map_plot."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -28,7 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.summarise,
-                ["lulc_map", "model"],
+                ["lulc_map", "model", "validation_metrics"],
                 ["class_areas", "lulc_map_plot"],
                 name="summarise",
             ),

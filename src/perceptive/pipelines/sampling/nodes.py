@@ -13,7 +13,11 @@ from perceptive.eo.cube import attach_grid, validate_features_cube
 from perceptive.eo.grid import grid_of
 from perceptive.eo.labels import rasterize_labels, rasterize_parcels
 from perceptive.eo.legend import class_names, legend_from_config, legend_to_config, map_attrs
-from perceptive.eo.sampling import sample_pixels, samples_summary
+from perceptive.eo.sampling import (
+    check_user_split,
+    sample_pixels,
+    samples_summary,
+)
 from perceptive.params import Sampling
 from perceptive.sources.demo import demo_truth_for
 
@@ -40,11 +44,15 @@ def sample_training_pixels(
     legend: list[dict] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sample labelled pixels, split them by spatial blocks (each reference parcel whole on
-    one side), and count them per class, split and fold. The table carries its legend, which
-    modelling and prediction read from it; on the demo source it also carries each pixel's
-    true class (``true_label``), so label noise can be measured."""
+    one side) or by the reference labels' own ``sampling.split_column``, and count them per
+    class, split and fold. The table carries its legend, which modelling and prediction read
+    from it; on the demo source it also carries each pixel's true class (``true_label``), so
+    label noise can be measured."""
     validate_features_cube(features_cube)
     parcels = rasterize_parcels(reference_labels, grid_of(features_cube))
+    parcel_splits = None
+    if sampling.split_column is not None:
+        parcel_splits = check_user_split(reference_labels, sampling.split_column)
     samples = sample_pixels(
         features_cube["features"],
         label_raster.values,
@@ -57,6 +65,7 @@ def sample_training_pixels(
         scheme=sampling.scheme,
         seed=sampling.seed,
         parcels=parcels,
+        parcel_splits=parcel_splits,
     )
     truth = demo_truth_for(features_cube)
     if truth is not None:
