@@ -295,13 +295,10 @@ class ProjectParameters(
 
 def _s2cloudless_conflicts(options: Mapping[str, Any], grid: Grid) -> list[tuple[str, str]]:
     processing = options["processing_resolution"]
-    factor = processing / grid.resolution
-    if round(factor) < 1 or not math.isclose(factor, round(factor), rel_tol=1e-6):
-        return [(
-            "cloud_masking.processing_resolution",
-            f"must be a whole multiple of the resolution ({grid.resolution:g} m), e.g. "
-            f"{grid.resolution:g}, {2 * grid.resolution:g} or {16 * grid.resolution:g}.",
-        )]  # fmt: skip
+    try:
+        cloud_masking.processing_factor(processing, grid.resolution)
+    except ValueError as err:
+        return [("cloud_masking.processing_resolution", str(err))]
     pixels = options["average_over"] + options["dilation_size"]
     extent_m = min(grid.width, grid.height) * grid.resolution
     if 2 * pixels * processing > extent_m:

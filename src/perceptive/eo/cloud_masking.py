@@ -211,6 +211,20 @@ def _full_resolution_path(bands, threshold, average_over, dilation_size):
 # --------------------------------------------------------------------------- public API
 
 
+def processing_factor(processing_resolution: float, resolution: float) -> int:
+    """How many cube pixels a processing pixel spans across; a ValueError naming the fix when
+    ``processing_resolution`` is not a whole multiple of the cube ``resolution``."""
+    ratio = processing_resolution / resolution
+    factor = round(ratio)
+    if factor < 1 or not math.isclose(ratio, factor, rel_tol=1e-6):
+        raise ValueError(
+            f"processing_resolution {processing_resolution:g} m must be a whole multiple of the "
+            f"resolution ({resolution:g} m), e.g. {resolution:g}, {2 * resolution:g} or "
+            f"{16 * resolution:g}."
+        )
+    return factor
+
+
 def cloud_masks(
     l1c: xr.Dataset,
     *,
@@ -234,15 +248,7 @@ def cloud_masks(
         raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
     if (average_over or 0) < 0 or (dilation_size or 0) < 0:
         raise ValueError("average_over and dilation_size must be >= 0 (0 = skip that step).")
-    resolution = grid_of(l1c).resolution
-    ratio = processing_resolution / resolution
-    factor = round(ratio)
-    if factor < 1 or not math.isclose(ratio, factor, rel_tol=1e-6):
-        raise ValueError(
-            f"processing_resolution={processing_resolution} m must be a whole multiple of the "
-            f"cube resolution ({resolution:g} m), e.g. {resolution:g}, {2 * resolution:g}, "
-            f"{16 * resolution:g}."
-        )
+    factor = processing_factor(processing_resolution, grid_of(l1c).resolution)
     bands = _ordered_bands(l1c)
     is_data = data_mask(bands)
     settings = (float(threshold), int(average_over or 0), int(dilation_size or 0))
