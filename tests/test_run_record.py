@@ -157,7 +157,7 @@ def test_provenance_in_zarr_attrs(small_run):
     record = full_run_record(data_root)
     l1c = json.loads(catalog.load("l1c_cube").attrs["provenance"])
     check_provenance(l1c, "l1c_cube", "fetch_l1c", record)
-    assert l1c["inputs"] == {}
+    assert l1c["inputs"] == {"aoi_tiles": record["save_version"]}  # the tiles it read
     assert l1c["parameters"]["aoi"] == record["parameters"]["aoi"]  # via the in-memory grid
     features = json.loads(catalog.load("features_cube").attrs["provenance"])
     check_provenance(features, "features_cube", "compute_features", record)

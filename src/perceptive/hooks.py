@@ -94,3 +94,15 @@ def _versions(dataset) -> list[str]:
         return dataset.list_versions(full_path=False)
     except (AttributeError, NotImplementedError):
         return []
+
+
+class SourceCredentialsHooks:
+    """Hands the credentials (``conf/local/credentials.yml`` merged over ``conf/base``) to the
+    ingestion pipeline as the in-memory dataset ``source_credentials``, so a source can log
+    in. Only the ``fetch_l1c`` node reads it, and it is never saved, logged or recorded."""
+
+    @hook_impl
+    def after_catalog_created(self, catalog: DataCatalog, conf_creds: dict) -> None:
+        from kedro.io import MemoryDataset
+
+        catalog["source_credentials"] = MemoryDataset(dict(conf_creds or {}), copy_mode="assign")

@@ -118,6 +118,7 @@ class IngestionParameters(Params):
     time_interval: tuple[dt.date, dt.date]
     resolution: Annotated[float, Field(gt=0)]
     tile_size: Annotated[int, Field(ge=16)]
+    max_cube_gb: Annotated[float, Field(gt=0)]
     reference: Reference
 
     @field_validator("time_interval")

@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from mlflow.entities import Metric, RunTag
 
 from perceptive import provenance
 from perceptive.provenance import jsonable, write_json_atomic
+from perceptive.sources import DEMO_MARK, is_demo
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +187,8 @@ class _Run:
             "packages": {name: _version(name) for name in PACKAGES},
             "peak_memory_scope": "node" if self._per_node_peak else "process",
             "mlflow": None,
+            # true when any data of this run came from the synthetic demo source
+            DEMO_MARK: _demo_source(catalog),
         }
 
     @property
@@ -235,6 +239,8 @@ class _Run:
             elif version := self._version_of(name):
                 versions[name] = version
         lineage = {"parameters": parameters, "inputs": dict(sorted(versions.items()))}
+        if any(is_demo(value) for value in inputs.values()):
+            self.record[DEMO_MARK] = True
         self._node_lineage[node.name] = lineage
 
     def _version_of(self, name: str) -> str | None:
@@ -263,6 +269,8 @@ class _Run:
             "parameters": lineage["parameters"],
             "inputs": lineage["inputs"],
         }
+        if self.record[DEMO_MARK]:
+            record[DEMO_MARK] = True  # says "synthetic" wherever the artefact goes
         if not provenance.embed(data, dataset, record):
             self._sidecars[name] = record
 
@@ -326,6 +334,14 @@ class _Run:
             "perceptive.save_version": self.record["save_version"],
         }
         client.log_batch(self.mlflow_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def _demo_source(catalog: DataCatalog) -> bool:
+    """Whether this run's source parameter is the demo (its inputs may also say so)."""
+    if "params:source" not in catalog:  # a trimmed catalog: the inputs will tell
+        return False
+    source = catalog.load("params:source")
+    return isinstance(source, Mapping) and source.get("method") == "demo"
 
 
 def data_root_of(context) -> Path:

@@ -14,12 +14,14 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import xarray as xr
 from affine import Affine
 from pyproj import CRS
 from rasterio import features as rio_features
 from rasterio.warp import Resampling, reproject
 from shapely.geometry import box
 
+from perceptive.eo.cube import attach_grid
 from perceptive.eo.grid import Grid
 from perceptive.eo.labels import rasterize_labels
 from perceptive.params import Reference
@@ -31,6 +33,11 @@ from tests.pipelines.test_wiring import TINY, TINY_AOI, run
 UTM = CRS.from_epsg(32633)
 #: 6 x 4 px of 10 m, top-left corner (500000, 5000040).
 GRID = Grid(UTM, 500000.0, 5000040.0, 10.0, width=6, height=4)
+
+
+def empty_cube(grid: Grid) -> xr.Dataset:
+    """A cube with only the grid: all import_reference_labels reads of it."""
+    return attach_grid(xr.Dataset(), grid)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,7 +62,7 @@ def label_raster(file: Path, grid: Grid = GRID, **reference) -> np.ndarray:
     """Ingestion's snapshot of ``file``, burnt onto ``grid`` as sampling does."""
     params = Reference(file=str(file), **{"class_column": "class_id", "class_mapping": None,
                                           **reference})  # fmt: skip
-    snapshot = import_reference_labels(None, params, grid)
+    snapshot = import_reference_labels(None, params, empty_cube(grid))
     return rasterize_labels(snapshot, grid)
 
 
@@ -117,7 +124,7 @@ def test_a_raster_over_the_aoi_is_read_only_there_and_its_snapshot_keeps_the_cod
     transform = Affine(10, 0, 499500, 0, -10, 5000500)  # row 50 starts at y = 5000000
     path = write_raster(tmp_path / "big.tif", codes, transform, UTM)
     params = Reference(file=str(path), class_column="unused", class_mapping={"2": 1, "7": 8})
-    snapshot = import_reference_labels(None, params, GRID)
+    snapshot = import_reference_labels(None, params, empty_cube(GRID))
     assert sorted(snapshot["code"]) == [2, 7]
     assert sorted(snapshot["class_id"]) == [1, 8]
     assert snapshot.crs == UTM

@@ -9,6 +9,7 @@ values. Upstream inputs are made once per module from a tiny demo AOI (64 x 64 p
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from kedro.framework.startup import bootstrap_project
-from kedro.io import DataCatalog
+from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 from lightgbm import LGBMClassifier
@@ -74,6 +75,13 @@ def parameters(**overrides: Any) -> tuple[dict[str, Any], ProjectParameters]:
     return plain, ProjectParameters.model_validate(plain)
 
 
+class KeptDataset(MemoryDataset):
+    """In memory and never released by the runner, so a test can read it after the run."""
+
+    def _release(self) -> None:
+        pass
+
+
 def run(pipeline: Pipeline, inputs: dict[str, Any] | None = None, **overrides: Any) -> dict:
     """Run ``pipeline`` on an in-memory catalog; returns its outputs' data by name."""
     plain, checked = parameters(**overrides)
@@ -81,10 +89,14 @@ def run(pipeline: Pipeline, inputs: dict[str, Any] | None = None, **overrides: A
     for key, value in plain.items():
         model = getattr(checked, key)
         catalog[f"params:{key}"] = model if isinstance(model, BaseModel) else value
+    catalog["l1c_staging"] = tempfile.mkdtemp(prefix="staging-")
+    catalog["source_credentials"] = {}
     for name, data in (inputs or {}).items():
         catalog[name] = data
-    result = SequentialRunner().run(pipeline, catalog)
-    return {name: dataset.load() for name, dataset in result.items()}
+    for name in pipeline.all_outputs():  # kept, so that outputs read downstream are returned
+        catalog[name] = KeptDataset(copy_mode="assign")
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.all_outputs()}
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,7 +2,8 @@
 colour tables, vector files without fiona)."""
 
 from perceptive.datasets.geotiff import GeoTiffDataset
+from perceptive.datasets.staging import StagingFolder
 from perceptive.datasets.vector import VectorDataset
 from perceptive.datasets.zarr import ZarrDataset
 
-__all__ = ["GeoTiffDataset", "VectorDataset", "ZarrDataset"]
+__all__ = ["GeoTiffDataset", "StagingFolder", "VectorDataset", "ZarrDataset"]

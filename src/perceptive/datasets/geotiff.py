@@ -97,6 +97,8 @@ def _write_tiled(data: xr.DataArray, path: Path) -> None:
         dst.update_tags(**{f"CLASS_{int(k)}": str(v) for k, v in names.items()})
         if data.attrs.get("provenance"):
             dst.update_tags(PROVENANCE=str(data.attrs["provenance"]))
+        if data.attrs.get("synthetic_demo"):  # the map of an invented place says so
+            dst.update_tags(synthetic_demo="true")
         if data.attrs.get("long_name"):
             dst.set_band_description(1, str(data.attrs["long_name"]))
 

@@ -10,19 +10,34 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.define_aoi,
-                ["params:aoi", "params:resolution", "params:tile_size"],
-                ["aoi_grid", "aoi_tiles"],
+                [
+                    "params:aoi",
+                    "params:resolution",
+                    "params:tile_size",
+                    "params:time_interval",
+                    "params:max_cube_gb",
+                ],
+                ["aoi_grid", "aoi_shape", "aoi_tiles"],
                 name="define_aoi",
             ),
             Node(
                 nodes.fetch_l1c,
-                ["aoi_grid", "params:source", "params:time_interval", "params:tile_size"],
+                [
+                    "aoi_grid",
+                    "aoi_shape",
+                    "aoi_tiles",
+                    "params:source",
+                    "params:time_interval",
+                    "params:tile_size",
+                    "l1c_staging",
+                    "source_credentials",
+                ],
                 ["l1c_cube", "source_reference_labels"],
                 name="fetch_l1c",
             ),
             Node(
                 nodes.import_reference_labels,
-                ["source_reference_labels", "params:reference", "aoi_grid"],
+                ["source_reference_labels", "params:reference", "l1c_cube"],
                 "reference_labels",
                 name="import_reference_labels",
             ),

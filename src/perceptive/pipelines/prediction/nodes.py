@@ -30,6 +30,7 @@ from perceptive.eo.prediction import (
     predict_map,
 )
 from perceptive.params import CompiledModel
+from perceptive.sources import DEMO_MARK, is_demo
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ def predict(
         fast = exact_compiled_predict_proba(model, sample, Path(compiled_model.cache))
     predicted = predict_map(features, model, probabilities=probabilities, predict_proba=fast)
     predicted.attrs["predictor"] = "compiled" if fast else "estimator"
+    if is_demo(features_cube):
+        predicted.attrs[DEMO_MARK] = True
     return predicted
 
 
@@ -61,6 +64,8 @@ def make_maps(
     lulc = postprocessing.METHODS.run(postprocessing_spec, prediction_cube["lulc"])
     lulc.attrs = {**map_attrs(model.legend), "long_name": "land cover class id"}
     lulc.attrs["postprocessing"] = dict(postprocessing.METHODS.validate(postprocessing_spec))
+    if is_demo(prediction_cube):
+        lulc.attrs[DEMO_MARK] = 1  # a GeoTIFF tag: this map is of the synthetic demo
     confidence = prediction_cube["confidence"]
     confidence.attrs = {"nodata": 0, "long_name": "probability of the predicted class (%)"}
     return lulc, confidence
@@ -88,4 +93,7 @@ def summarise(
         "Class areas (ha; estimates %s):\n%s", ESTIMATE_NOTE,
         areas[shown].to_string(index=False, float_format="%.1f"),
     )  # fmt: skip
-    return areas, plot_lulc_map(lulc_map, legend)
+    title = "Land cover"
+    if is_demo(lulc_map):
+        title = "SYNTHETIC DEMO DATA, not a real place: land cover"
+    return areas, plot_lulc_map(lulc_map, legend, title=title)
