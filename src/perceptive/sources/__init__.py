@@ -83,3 +83,10 @@ METHODS = Registry("source", "source(request, **options) -> (l1c_cube, labels | 
 METHODS.register("demo", demo)
 
 __all__ = ["DEMO_MARK", "METHODS", "SourceError", "SourceRequest", "is_demo"]
+
+# The other sources live in their own modules, which use SourceRequest from tiled.py.
+from perceptive.sources.local_files import local_files  # noqa: E402
+from perceptive.sources.sentinelhub import sentinelhub  # noqa: E402
+
+METHODS.register("sentinelhub", sentinelhub)
+METHODS.register("local_files", local_files)

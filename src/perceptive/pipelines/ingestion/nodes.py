@@ -86,6 +86,8 @@ def fetch_l1c(
     log.info(
         "L1C cube from %r: %d frames, %s", source["method"], cube.sizes["time"], dict(cube.sizes)
     )
+    if labels is None:  # Kedro cannot hand over None: no labels is an empty frame
+        labels = gpd.GeoDataFrame(geometry=[], crs=cube.rio.crs)
     return cube, labels
 
 
@@ -109,7 +111,7 @@ def mask_outside_aoi(cube: xr.Dataset, inside: xr.DataArray) -> xr.Dataset:
 
 
 def import_reference_labels(
-    source_labels: gpd.GeoDataFrame | None, reference: Reference, l1c_cube: xr.Dataset
+    source_labels: gpd.GeoDataFrame, reference: Reference, l1c_cube: xr.Dataset
 ) -> gpd.GeoDataFrame:
     """Snapshot the reference labels into the versioned catalog: the user's file if given
     (vector, or a raster turned into polygons, see :mod:`perceptive.eo.reference`), else the
@@ -122,7 +124,7 @@ def import_reference_labels(
         labels, column = raster_polygons(reference.file, grid), RASTER_CODE_COLUMN
     elif reference.file:
         labels = gpd.read_file(reference.file, engine="pyogrio")
-    elif source_labels is not None:
+    elif source_labels is not None and not source_labels.empty:
         labels = source_labels
     else:
         raise ValueError(
