@@ -89,7 +89,7 @@ CASES = [
          "option 'mislabel_fraction' = 1.0", "less than 1", id="source-option-range"),
     # unknown methods
     case("feature_engineering", {"cloud_masking": {"method": "fmask"}}, "cloud_masking",
-         "unknown cloud_masking method 'fmask'", "Choose one of: none, s2cloudless",
+         "unknown cloud_masking method 'fmask'", "Choose one of: from_source, none, s2cloudless",
          id="cloud-method-fmask"),
     case("feature_engineering", {"interpolation": {"method": "spline"}}, "interpolation",
          "unknown interpolation method 'spline'", "Choose one of: linear",

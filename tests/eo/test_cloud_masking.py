@@ -5,10 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from pyproj import CRS
 
-from perceptive.eo.cloud_masking import _detector, cloud_masks, snow_test
-from perceptive.eo.cube import make_l1c_cube, spatial_chunks
+from perceptive.eo.cloud_masking import (
+    METHODS,
+    _detector,
+    cloud_masks,
+    processing_factor,
+    snow_test,
+    source_cloud_masks,
+)
+from perceptive.eo.cube import attach_grid, make_l1c_cube, spatial_chunks
 from perceptive.eo.grid import Grid
 from perceptive.sources.demo import demo_grid, demo_scene
 
@@ -162,3 +170,59 @@ def test_ndsi_snow_option_gives_snow_back_its_clear_observations():
     assert with_test[clear_snow].mean() < 0.1  # the remedy
     assert with_test[cloud].mean() > plain[cloud].mean() - 0.01
     assert with_test[cloud & snow].mean() > 0.95
+
+
+# --------------------------------------------------------------------------- from_source
+
+
+def _source_cube(**variables):
+    """1 frame of 1 x 4 px on a non-square grid, with the given (time, y, x) variables."""
+    grid = Grid(CRS.from_epsg(32633), 500000.0, 5100000.0, 9.995, 4, 1, resolution_y=9.998)
+    cube = xr.Dataset(
+        {k: (("time", "y", "x"), np.asarray(v)[None, None]) for k, v in variables.items()},
+        coords={"time": pd.DatetimeIndex(["2017-04-01"])},
+    )
+    return attach_grid(cube, grid)
+
+
+def test_from_source_takes_the_cubes_cloud_mask_and_invalid_pixels():
+    cube = _source_cube(
+        is_data=[True, True, True, False],
+        cloud_mask=[True, False, False, True],  # the last: cloud where no data -> not cloud
+        is_valid=[False, True, False, False],  # pixel 2: data but not valid -> cloud
+        NDVI=np.zeros(4, np.float32),
+    )
+    found = METHODS.run({"method": "from_source"}, cube)
+    assert found["cloud_mask"].values[0, 0].tolist() == [True, False, True, False]
+    assert found["cloud_prob"].dtype == np.uint8
+    assert found["cloud_prob"].values[0, 0].tolist() == [255, 0, 255, 0]
+
+
+def test_from_source_scales_a_float_cloud_probability():
+    cube = _source_cube(
+        is_data=[True, True, True, False],
+        cloud_mask=[False, False, True, False],
+        cloud_prob=np.array([0.0, 0.2, 0.9, 0.5], np.float32),
+    )
+    found = source_cloud_masks(cube)
+    # round(p x 255): 0, 51, 229.5 -> 230 (round half to even gives 230), no data -> 0
+    assert found["cloud_prob"].values[0, 0].tolist() == [0, 51, 230, 0]
+
+
+def test_from_source_without_masks_names_the_choices():
+    cube = _source_cube(is_data=[True] * 4, NDVI=np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="'cloud_mask' or 'is_valid'.*s2cloudless.*none"):
+        source_cloud_masks(cube)
+
+
+def test_s2cloudless_on_a_cube_without_bands_points_to_from_source():
+    cube = _source_cube(is_data=[True] * 4, NDVI=np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="all 13 L1C bands; the cube has no bands.*from_source"):
+        cloud_masks(cube)
+
+
+def test_processing_factor_accepts_eopatch_pixel_sizes():
+    assert processing_factor(160, 9.995) == 16  # 16.008: an EOPatch's 9.995 m pixels
+    assert processing_factor(160, 10.0) == 16
+    with pytest.raises(ValueError, match="whole multiple"):
+        processing_factor(160, 10.2)  # 15.69: not a whole multiple

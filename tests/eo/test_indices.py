@@ -114,3 +114,35 @@ def test_missing_band_is_named():
     cube = _cube().drop_sel(band="B04")
     with pytest.raises(ValueError, match="'B04'"):
         feature_stack(cube, features=("NDVI",))
+
+
+# --------------------------------------------------------------------------- precomputed layers
+
+
+def test_a_cube_without_bands_gives_its_own_layers_as_features():
+    cube = _cube()
+    layer = np.array([[[[0.7, np.nan]]], [[[0.6, 0.5]]]], np.float32)[:, 0]  # (time, y, x)
+    bandless = cube.drop_vars(["bands", "band"]).assign(NDVI=(("time", "y", "x"), layer))
+    stack = feature_stack(bandless, features=("NDVI",))
+    assert stack.dims == ("time", "feature", "y", "x") and stack.dtype == np.float32
+    np.testing.assert_array_equal(stack.values[:, 0], layer)
+    assert stack.attrs["from_source"] == "NDVI"
+
+
+def test_a_layer_of_the_features_name_wins_over_computing_it():
+    cube = _cube().assign(NDVI=(("time", "y", "x"), np.full((2, 1, 2), 0.25, np.float32)))
+    stack = feature_stack(cube, features=("NDVI", "NDWI"))
+    assert (stack.sel(feature="NDVI").values == 0.25).all()  # the layer, not (B08-B04)/(B08+B04)
+    # NDWI still from the bands: (0.08 - 0.32) / (0.08 + 0.32) = -0.6
+    np.testing.assert_allclose(stack.sel(feature="NDWI").values[0, 0, 0], -0.6, rtol=1e-6)
+
+
+def test_a_feature_the_cube_cannot_give_names_what_it_needs():
+    cube = _cube()
+    bandless = cube.drop_vars(["bands", "band"]).assign(
+        NDVI=(("time", "y", "x"), np.zeros((2, 1, 2), np.float32))
+    )
+    with pytest.raises(
+        ValueError, match=r"NDWI \(needs band\(s\) \['B03', 'B08'\].*layers \['NDVI'\]"
+    ):
+        feature_stack(bandless, features=("NDVI", "NDWI"))

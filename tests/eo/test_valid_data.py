@@ -79,3 +79,24 @@ def test_select_frames_none_pass_has_actionable_error():
 def test_select_frames_rejects_bad_threshold():
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         select_frames(_da([0.5], dims=("time",)), 80)
+
+
+def test_data_mask_uses_the_sources_own_is_data():
+    """The source's is_data decides, ANDed with "every band has data" when there are bands."""
+    bands = np.full((1, 2, 2, 2), 1000, np.uint16)
+    bands[0, 1, 1, 1] = 0  # a band missing where the source says data
+    own = np.array([[[True, False], [True, True]]])  # the source: no data at (0, 1)
+    ds = xr.Dataset(
+        {"bands": (("time", "band", "y", "x"), bands), "is_data": (("time", "y", "x"), own)},
+        coords={"time": TIMES[:1]},
+    )
+    np.testing.assert_array_equal(data_mask(ds).values, [[[True, False], [True, False]]])
+    bandless = ds.drop_vars("bands")
+    np.testing.assert_array_equal(data_mask(bandless).values, own)
+    assert data_mask(bandless).dtype == bool
+
+
+def test_data_mask_without_bands_or_own_mask_says_what_is_missing():
+    ds = xr.Dataset({"NDVI": (("time", "y", "x"), np.zeros((1, 2, 2), np.float32))})
+    with pytest.raises(ValueError, match="neither 'bands' nor its own 'is_data'.*NDVI"):
+        data_mask(ds)

@@ -139,3 +139,13 @@ def test_a_run_killed_mid_download_resumes_with_the_missing_tiles_only(tmp_path)
     cube = read_tiled(reader, request(tmp_path))
     assert len(reader.read) == 12 - finished  # only what the killed run had not finished
     check_cube_is_the_formula(cube)
+
+
+def test_a_store_left_half_made_by_a_dead_process_is_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    leftover = tmp_path / f".partial-{dead.stdout.strip()}-formula-0123.zarr"
+    leftover.mkdir()
+    (leftover / "zarr.json").write_text("{}")
+    check_cube_is_the_formula(read_tiled(FormulaReader(), request(tmp_path)))
+    assert not leftover.exists()

@@ -1,4 +1,5 @@
-"""Cloud probability and cloud mask of an L1C cube with s2cloudless, at a chosen resolution.
+"""Cloud probability and cloud mask of an L1C cube with s2cloudless, at a chosen resolution,
+or the source's own (``from_source``: an EOPatch's CLM, for cubes without the 13 bands).
 
 Why: clouds are the main source of wrong values in an optical time series; the masked
 observations are dropped before temporal interpolation. s2cloudless is a per-pixel LightGBM
@@ -61,12 +62,20 @@ def _pixel_probability(pixels: np.ndarray, detector) -> np.ndarray:
 
 
 def _ordered_bands(l1c: xr.Dataset) -> xr.DataArray:
+    if "bands" not in l1c:
+        raise ValueError(
+            f"s2cloudless needs all 13 L1C bands; the cube has no bands (it has "
+            f"{sorted(l1c.data_vars)}). Use cloud_masking {{method: from_source}} to take the "
+            "source's own cloud mask, or {method: none}."
+        )
     bands = l1c["bands"]
     have = [str(b) for b in bands["band"].values]
     missing = [b for b in S2_BANDS if b not in have]
     if missing:
         raise ValueError(
-            f"s2cloudless needs all 13 L1C bands; the cube misses {missing} (has {have})."
+            f"s2cloudless needs all 13 L1C bands; the cube misses {missing} (has {have}). "
+            "Read all 13 from the source, or use cloud_masking {method: from_source} (the "
+            "source's own cloud mask) or {method: none}."
         )
     if have != list(S2_BANDS):
         bands = bands.sel(band=list(S2_BANDS))
@@ -211,16 +220,35 @@ def _full_resolution_path(bands, threshold, average_over, dilation_size):
 # --------------------------------------------------------------------------- public API
 
 
+#: How far a pixel size may be from a whole divisor of the processing resolution: grids read
+#: from elsewhere (an EOPatch bbox over its array shape) have pixels of e.g. 9.995 m.
+PIXEL_SIZE_TOLERANCE = 0.005
+
+
 def processing_factor(processing_resolution: float, resolution: float) -> int:
     """How many cube pixels a processing pixel spans across; a ValueError naming the fix when
-    ``processing_resolution`` is not a whole multiple of the cube ``resolution``."""
+    ``processing_resolution`` is not a whole multiple of the cube ``resolution`` (within
+    :data:`PIXEL_SIZE_TOLERANCE`, relative)."""
     ratio = processing_resolution / resolution
     factor = round(ratio)
-    if factor < 1 or not math.isclose(ratio, factor, rel_tol=1e-6):
+    if factor < 1 or not math.isclose(ratio, factor, rel_tol=PIXEL_SIZE_TOLERANCE):
         raise ValueError(
             f"processing_resolution {processing_resolution:g} m must be a whole multiple of the "
             f"resolution ({resolution:g} m), e.g. {resolution:g}, {2 * resolution:g} or "
             f"{16 * resolution:g}."
+        )
+    return factor
+
+
+def _grid_factor(processing_resolution: float, l1c: xr.Dataset) -> int:
+    """The processing factor of a cube, the same along x and y (pixels may be non-square)."""
+    grid = grid_of(l1c)
+    factor = processing_factor(processing_resolution, grid.res_x)
+    if processing_factor(processing_resolution, grid.res_y) != factor:
+        raise ValueError(
+            f"The cube's pixels ({grid.res_x:g} x {grid.res_y:g} m) are too far from square for "
+            f"one processing_resolution ({processing_resolution:g} m) along both axes; use the "
+            "full-resolution path (processing_resolution equal to the pixel width)."
         )
     return factor
 
@@ -248,7 +276,7 @@ def cloud_masks(
         raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
     if (average_over or 0) < 0 or (dilation_size or 0) < 0:
         raise ValueError("average_over and dilation_size must be >= 0 (0 = skip that step).")
-    factor = processing_factor(processing_resolution, grid_of(l1c).resolution)
+    factor = _grid_factor(processing_resolution, l1c)
     bands = _ordered_bands(l1c)
     is_data = data_mask(bands)
     settings = (float(threshold), int(average_over or 0), int(dilation_size or 0))
@@ -323,6 +351,49 @@ def no_cloud_masks(l1c: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def source_cloud_masks(l1c: xr.Dataset) -> xr.Dataset:
+    """The source's own cloud mask, for cubes that come with one (an EOPatch's CLM / CLP or
+    IS_VALID, a product's mask) and cubes without the 13 bands s2cloudless needs.
+
+    ``cloud_mask`` is the cube's ``cloud_mask``, ORed with "has data but not ``is_valid``"
+    when the cube has ``is_valid`` (what the source calls invalid despite data is treated as
+    cloud, so the pipeline's valid mask agrees with the source's); never cloud where there is
+    no data. ``cloud_prob`` is the cube's own (float 0-1 scaled to x 255), else 255 on the
+    mask and 0 elsewhere.
+    """
+    if "cloud_mask" not in l1c and "is_valid" not in l1c:
+        raise ValueError(
+            f"cloud_masking method 'from_source' needs the cube's own 'cloud_mask' or "
+            f"'is_valid' (time, y, x) mask; this cube has {sorted(l1c.data_vars)}. Use a source "
+            "that provides one (an EOPatch with mask CLM or IS_VALID), or cloud_masking "
+            "{method: s2cloudless} (needs all 13 bands) or {method: none}."
+        )
+    is_data = data_mask(l1c)
+    cloud = xr.zeros_like(is_data, dtype=bool)
+    if "cloud_mask" in l1c:
+        cloud = cloud | l1c["cloud_mask"].astype(bool)
+    if "is_valid" in l1c:
+        cloud = cloud | ~l1c["is_valid"].astype(bool)
+    cloud = (cloud & is_data).drop_vars("band", errors="ignore")
+    if "cloud_prob" in l1c:
+        prob = l1c["cloud_prob"]
+        if np.issubdtype(prob.dtype, np.floating):
+            prob = np.round(prob.clip(0.0, 1.0).fillna(0.0) * 255.0).astype(np.uint8)
+        prob = prob.astype(np.uint8).where(is_data, np.uint8(0))
+    else:
+        prob = cloud.astype(np.uint8) * np.uint8(255)
+    out = xr.Dataset(
+        {"cloud_prob": prob.astype(np.uint8), "cloud_mask": cloud},
+        attrs={"cloud_masking_method": "from_source"},
+    )
+    out["cloud_prob"].attrs = {
+        "long_name": "the source's cloud probability x 255 (255 on its mask if it has none)",
+        "scale_factor_to_probability": 1 / 255,
+    }
+    out["cloud_mask"].attrs = {"long_name": "cloud (the source's own mask)"}
+    return out
+
+
 #: Cloud masking link: ``method(l1c_cube, **options) -> Dataset(cloud_prob, cloud_mask)`` on
 #: the cube's grid, cloud_prob (time, y, x) uint8 (probability x 255), cloud_mask bool.
 METHODS = Registry(
@@ -330,3 +401,4 @@ METHODS = Registry(
 )
 METHODS.register("s2cloudless", cloud_masks)
 METHODS.register("none", no_cloud_masks)
+METHODS.register("from_source", source_cloud_masks)

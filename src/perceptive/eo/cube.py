@@ -2,7 +2,10 @@
 
 Layout (see DESIGN.md §2): ``bands`` (time, band, y, x) uint16 L1C digital numbers
 (reflectance × 10000, 0 = no data), pixel-centre ``x``/``y`` on a projected grid whose CRS is
-stored the rioxarray way, ``time`` sorted and unique. Chunked in space, never in time.
+stored the rioxarray way, ``time`` sorted and unique. Chunked in space, never in time. A source
+may bring fewer bands, or none but precomputed per-frame layers (``NDVI``...), and its own
+``is_data`` / ``cloud_mask`` / ``is_valid`` masks (an EOPatch does); each step checks what it
+needs.
 """
 
 from __future__ import annotations
@@ -110,11 +113,59 @@ def validate_cube(
     return ds
 
 
+#: Per-frame masks a cube may carry from its source, and the dtype each must have.
+SOURCE_MASKS: tuple[str, ...] = ("is_data", "cloud_mask", "is_valid")
+
+
+def per_frame_layers(ds: xr.Dataset) -> list[str]:
+    """Names of the precomputed per-frame feature layers of a cube: float (time, y, x)
+    variables other than the masks and ``cloud_prob`` (e.g. ``NDVI`` from an EOPatch)."""
+    return [
+        str(name)
+        for name, var in ds.data_vars.items()
+        if var.dims == ("time", "y", "x")
+        and name not in (*SOURCE_MASKS, "cloud_prob")
+        and np.issubdtype(var.dtype, np.floating)
+    ]
+
+
 def validate_l1c_cube(ds: xr.Dataset) -> xr.Dataset:
-    """Check an L1C cube: 13 uint16 bands in Sentinel-2 order, sorted time, projected CRS."""
-    return validate_cube(
-        ds, "l1c_cube", {"bands": (("time", "band", "y", "x"), "uint16")}, bands=S2_BANDS
-    )
+    """Check an L1C cube: sorted unique time, projected CRS, and layers in the layout.
+
+    A cube holds ``bands`` (time, band, y, x) uint16 with Sentinel-2 band names (all 13 or a
+    subset), and/or precomputed per-frame float layers (time, y, x) such as ``NDVI``; it may
+    carry the source's own ``is_data`` / ``cloud_mask`` / ``is_valid`` (time, y, x) bool and
+    ``cloud_prob`` (uint8 or float32). Which bands a step needs is checked by that step
+    (s2cloudless all 13, a feature its own bands), so a cube with fewer bands still runs.
+    """
+    validate_cube(ds, "l1c_cube", {})
+    if "time" not in ds.dims:
+        raise CubeError("l1c_cube has no time dimension; an L1C cube is a time series.")
+    if "bands" in ds:
+        validate_cube(ds, "l1c_cube", {"bands": (("time", "band", "y", "x"), "uint16")})
+        have = [str(b) for b in ds["band"].values]
+        unknown = [b for b in have if b not in S2_BANDS]
+        if unknown or len(set(have)) != len(have):
+            raise CubeError(
+                f"l1c_cube band names must be distinct Sentinel-2 band names ({', '.join(S2_BANDS)}"
+                f"); it has {have}. Name the bands of the source (e.g. the eopatch option "
+                "band_names)."
+            )
+    frame = ("time", "y", "x")
+    validate_cube(ds, "l1c_cube", {m: (frame, "bool") for m in SOURCE_MASKS if m in ds})
+    if "cloud_prob" in ds and (
+        ds["cloud_prob"].dims != frame or ds["cloud_prob"].dtype not in (np.uint8, np.float32)
+    ):
+        raise CubeError(
+            f"l1c_cube.cloud_prob is {ds['cloud_prob'].dtype}{ds['cloud_prob'].dims}, expected "
+            "(time, y, x) uint8 (probability x 255) or float32 (0-1)."
+        )
+    if "bands" not in ds and not per_frame_layers(ds):
+        raise CubeError(
+            f"l1c_cube holds neither 'bands' nor any per-frame float layer (time, y, x) to make "
+            f"features from; it has {sorted(ds.data_vars)}. Read bands or indices from the source."
+        )
+    return ds
 
 
 def time_interval_of(ds: xr.Dataset) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""The pixel grid of an area of interest: projected CRS, resolution, transform, pixel centres.
+"""The pixel grid of an area of interest: projected CRS, pixel size, transform, pixel centres.
 
 Every cube, label raster and map of one AOI shares one grid, so they line up pixel for pixel.
 """
@@ -22,7 +22,13 @@ class GridError(ValueError):
 
 @dataclass(frozen=True)
 class Grid:
-    """A north-up pixel grid: ``crs``, top-left corner, square pixel size and shape."""
+    """A north-up pixel grid: ``crs``, top-left corner, pixel size and shape.
+
+    Pixels are ``resolution`` wide and ``resolution_y`` tall (None: square, the usual case).
+    A grid read from elsewhere keeps its own pixel size: an eo-learn EOPatch bbox split into
+    its array shape gives e.g. 9.995 x 9.998 m pixels, and snapping them to 10 m would shift
+    every pixel of the patch.
+    """
 
     crs: CRS
     left: float
@@ -30,40 +36,69 @@ class Grid:
     resolution: float
     width: int
     height: int
+    resolution_y: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.resolution > 0 and (self.resolution_y is None or self.resolution_y > 0)):
+            raise GridError(
+                f"Pixel sizes must be positive, got {self.resolution} x {self.resolution_y}."
+            )
+
+    @property
+    def res_x(self) -> float:
+        """Pixel width in CRS units."""
+        return self.resolution
+
+    @property
+    def res_y(self) -> float:
+        """Pixel height in CRS units (positive; rows grow southwards)."""
+        return self.resolution if self.resolution_y is None else self.resolution_y
+
+    @property
+    def is_square(self) -> bool:
+        return self.resolution_y is None or math.isclose(
+            self.resolution_y, self.resolution, rel_tol=1e-9
+        )
+
+    @property
+    def pixel_area(self) -> float:
+        """Area of one pixel in squared CRS units (m²), e.g. for class areas."""
+        return self.res_x * self.res_y
 
     @property
     def transform(self) -> Affine:
-        return Affine(self.resolution, 0.0, self.left, 0.0, -self.resolution, self.top)
+        return Affine(self.res_x, 0.0, self.left, 0.0, -self.res_y, self.top)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in the grid CRS."""
         return (
             self.left,
-            self.top - self.height * self.resolution,
-            self.left + self.width * self.resolution,
+            self.top - self.height * self.res_y,
+            self.left + self.width * self.res_x,
             self.top,
         )
 
     @property
     def x(self) -> np.ndarray:
         """Pixel-centre x coordinates."""
-        return self.left + (np.arange(self.width) + 0.5) * self.resolution
+        return self.left + (np.arange(self.width) + 0.5) * self.res_x
 
     @property
     def y(self) -> np.ndarray:
         """Pixel-centre y coordinates (decreasing: north-up)."""
-        return self.top - (np.arange(self.height) + 0.5) * self.resolution
+        return self.top - (np.arange(self.height) + 0.5) * self.res_y
 
     def window(self, row_off: int, col_off: int, height: int, width: int) -> Grid:
         """The sub-grid of a window (e.g. one tile or one chunk)."""
         return Grid(
             self.crs,
-            self.left + col_off * self.resolution,
-            self.top - row_off * self.resolution,
+            self.left + col_off * self.res_x,
+            self.top - row_off * self.res_y,
             self.resolution,
             width,
             height,
+            self.resolution_y,
         )
 
 
@@ -203,16 +238,29 @@ def grid_for_aoi(
 
 
 def grid_of(ds) -> Grid:
-    """The grid of a cube (an xarray object with x/y pixel-centre coordinates and a CRS)."""
-    x, y = np.asarray(ds["x"]), np.asarray(ds["y"])
+    """The grid of a cube (an xarray object with x/y pixel-centre coordinates and a CRS).
+
+    The pixel width comes from the x spacing and the height from the y spacing; a grid whose
+    two sizes agree (to 1e-9) is square (``resolution_y`` None). An axis of one pixel takes the
+    other axis' size.
+    """
+    x, y = np.asarray(ds["x"], dtype=np.float64), np.asarray(ds["y"], dtype=np.float64)
     if x.size < 2 and y.size < 2:
         raise GridError("Cannot infer the pixel size of a 1 x 1 pixel cube.")
-    res = float(x[1] - x[0]) if x.size > 1 else float(y[0] - y[1])
+    res_x = float(x[1] - x[0]) if x.size > 1 else float(y[0] - y[1])
+    res_y = float(y[0] - y[1]) if y.size > 1 else res_x
+    if res_x <= 0 or res_y <= 0:
+        raise GridError(
+            f"The cube's x must increase and y decrease (north-up), got steps {res_x} and "
+            f"{-res_y}; flip the cube with ds.sortby('x').sortby('y', ascending=False)."
+        )
+    square = math.isclose(res_x, res_y, rel_tol=1e-9)
     return Grid(
         CRS.from_user_input(ds.rio.crs),
-        float(x[0] - res / 2),
-        float(y[0] + res / 2),
-        res,
+        float(x[0] - res_x / 2),
+        float(y[0] + res_y / 2),
+        res_x,
         int(x.size),
         int(y.size),
+        None if square else res_y,
     )

@@ -2,7 +2,9 @@
 
 Why: the eo-learn LULC classifier sees, per date, six reflectance bands plus three derived
 channels (NDVI, NDWI, NORM). This module computes them from the L1C cube lazily, in float32,
-with NaN wherever the input has no data, and stacks them along a ``feature`` dimension.
+with NaN wherever the input has no data, and stacks them along a ``feature`` dimension. A
+feature the cube already holds as a per-frame layer of that name (an imported EOPatch's
+``NDVI``) is taken as it is, so a cube without bands still gives features.
 
 Indices are a registry, :data:`INDICES` (name -> function of the reflectance array), so the
 ``features`` parameter may list any of them; adding one is a function and a registry line:
@@ -23,7 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from perceptive.eo.cube import S2_BANDS, reflectance
+from perceptive.eo.cube import S2_BANDS, per_frame_layers, reflectance
 
 #: Bands of the eo-learn LULC feature set, also the default bands of NORM.
 LULC_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B11", "B12")
@@ -87,6 +89,16 @@ INDICES: dict[str, Callable[[xr.DataArray], xr.DataArray]] = {
     "NDRE": _nd("NDRE", "B8A", "B05"),
 }
 
+#: The bands each index reads (NORM: its ``norm_bands``), to say up front what a cube lacks.
+INDEX_BANDS: dict[str, tuple[str, ...]] = {
+    "NDVI": ("B08", "B04"),
+    "NDWI": ("B03", "B08"),
+    "NORM": LULC_BANDS,
+    "NDMI": ("B08", "B11"),
+    "NDBI": ("B11", "B08"),
+    "NDRE": ("B8A", "B05"),
+}
+
 
 def check_feature_names(features: Sequence[str]) -> list[str]:
     """``features`` as a list when every name is a band or a known index, once each."""
@@ -102,6 +114,32 @@ def check_feature_names(features: Sequence[str]) -> list[str]:
     return features
 
 
+def _check_available(
+    l1c: xr.Dataset, features: Sequence[str], norm_bands: Sequence[str] | None
+) -> None:
+    """A ValueError naming every feature the cube can give neither as a layer of that name
+    nor from its bands, with what each needs and what the cube has."""
+    layers = per_frame_layers(l1c)
+    bands = [str(b) for b in l1c["band"].values] if "bands" in l1c else []
+    needs = {**INDEX_BANDS, "NORM": tuple(norm_bands) if norm_bands is not None else ()}
+    lacking = []
+    for name in features:
+        if name in layers:
+            continue
+        wanted = needs.get(name, (name,))
+        if name == "NORM" and norm_bands is None:
+            wanted = () if bands else ("any band",)
+        missing = [b for b in wanted if b not in bands]
+        if missing:
+            lacking.append(f"{name} (needs band(s) {missing} or a layer {name!r})")
+    if lacking:
+        raise ValueError(
+            f"The cube cannot give feature(s) {'; '.join(lacking)}. It has bands {bands or 'none'} "
+            f"and per-frame layers {layers or 'none'}; choose features from those (parameter "
+            "'features'), or read the missing bands or layers from the source."
+        )
+
+
 def feature_stack(
     l1c: xr.Dataset,
     features: Sequence[str] = DEFAULT_FEATURES,
@@ -109,20 +147,28 @@ def feature_stack(
 ) -> xr.DataArray:
     """Per-frame features (time, feature, y, x) float32 of an L1C cube.
 
-    ``features`` are band names (reflectance) and/or ``NDVI``, ``NDWI``, ``NORM``, in the order
-    given; the result has a ``feature`` coordinate with those names. Values are NaN where the
-    input has no data (DN 0). Lazy when the cube is.
+    ``features`` are band names (reflectance) and/or indices (``NDVI``, ``NDWI``, ``NORM``...),
+    in the order given; the result has a ``feature`` coordinate with those names. A feature the
+    cube already holds as a per-frame float layer of that name (an EOPatch's ``NDVI``, say) is
+    taken as it is, since it is the source's own value and the bands may be absent; the others
+    are computed from ``bands``. Values are NaN where the input has no data (DN 0). Lazy when
+    the cube is.
     """
     features = check_feature_names(features)
-    if "bands" not in l1c:
-        raise ValueError(f"The L1C cube has no 'bands' variable (has {sorted(l1c.data_vars)}).")
-    refl = reflectance(l1c["bands"])
+    _check_available(l1c, features, norm_bands)
+    layers = per_frame_layers(l1c)
+    refl = reflectance(l1c["bands"]) if "bands" in l1c else None
     builders = {**INDICES, "NORM": lambda r: band_norm(r, norm_bands)}
-    layers = [
-        builders[f](refl) if f in builders else _band(refl, f).astype(np.float32) for f in features
-    ]
+
+    def layer(name: str) -> xr.DataArray:
+        if name in layers:
+            return l1c[name].astype(np.float32)
+        if name in builders:
+            return builders[name](refl)
+        return _band(refl, name).astype(np.float32)
+
     stack = xr.concat(
-        [layer.rename(None).drop_vars("band", errors="ignore") for layer in layers],
+        [layer(f).rename(None).drop_vars("band", errors="ignore") for f in features],
         dim="feature",
         coords="minimal",
         compat="override",
@@ -130,6 +176,9 @@ def feature_stack(
     )
     stack = stack.assign_coords(feature=features).transpose("time", "feature", "y", "x")
     stack.attrs = {"long_name": "per-frame features (reflectance and indices)"}
-    if norm_bands is not None and "NORM" in features:
+    if norm_bands is not None and "NORM" in features and "NORM" not in layers:
         stack.attrs["norm_bands"] = ",".join(norm_bands)
+    taken = [f for f in features if f in layers]
+    if taken:
+        stack.attrs["from_source"] = ",".join(taken)
     return stack.rename("features")

@@ -1,8 +1,8 @@
 """Which pixels of which frames can be trusted: data present, not cloudy, and which frames to keep.
 
-A time series is only as good as its valid observations. This module turns the L1C no-data
-convention (any band = 0) and a cloud mask into per-pixel validity, summarises it per frame and
-per pixel, and implements the eo-learn LULC rule "drop frames with less than 80 % valid pixels"
+A time series is only as good as its valid observations. This module turns the source's own
+data mask and/or the L1C no-data convention (any band = 0) and a cloud mask into per-pixel
+validity, summarises it per frame and per pixel, and implements the eo-learn LULC rule "drop frames with less than 80 % valid pixels"
 with an error that says what to change when no frame survives.
 """
 
@@ -14,27 +14,42 @@ import numpy as np
 import xarray as xr
 
 
-def _bands_of(l1c: xr.Dataset | xr.DataArray) -> xr.DataArray:
-    if isinstance(l1c, xr.Dataset):
-        if "bands" not in l1c:
-            raise ValueError(
-                f"The L1C cube has no 'bands' variable (has {sorted(l1c.data_vars)}); "
-                "pass the cube written by the ingestion pipeline."
-            )
-        return l1c["bands"]
-    return l1c
-
-
 def data_mask(l1c: xr.Dataset | xr.DataArray) -> xr.DataArray:
-    """``is_data`` (time, y, x) bool: true where every band has data (L1C DN != 0).
+    """``is_data`` (time, y, x) bool: which observations exist.
 
-    Accepts the L1C cube or its ``bands`` array (time, band, y, x). Lazy when the input is.
+    Accepts the L1C cube or its ``bands`` array (time, band, y, x). A cube that carries its
+    source's own ``is_data`` (the tiled sources, an EOPatch's IS_DATA) uses it, ANDed with
+    "every band has data" when the cube has bands: in L1C, DN 0 is reserved for no data and
+    never a measurement, so a pixel with a zero band (a swath edge where the 60 m bands end
+    first, say) would give NaN reflectance and features on an observation called valid.
+    Without an own mask, the bands decide alone (any band DN 0: no data). Lazy when the input
+    is.
     """
-    bands = _bands_of(l1c)
-    if "band" not in bands.dims:
+    own = None
+    if isinstance(l1c, xr.Dataset):
+        own = l1c["is_data"].astype(bool) if "is_data" in l1c else None
+        bands = l1c["bands"] if "bands" in l1c else None
+        if own is None and bands is None:
+            raise ValueError(
+                f"The L1C cube has neither 'bands' nor its own 'is_data' mask (has "
+                f"{sorted(l1c.data_vars)}); pass the cube written by the ingestion pipeline, "
+                "or have the source provide an is_data (time, y, x) mask."
+            )
+    else:
+        bands = l1c
+    if bands is not None and "band" not in bands.dims:
         raise ValueError(f"Expected a 'band' dimension in {bands.dims}.")
-    is_data = (bands != 0).all("band")
-    is_data.attrs = {"long_name": "all bands have data", "flag_values": "0: no data, 1: data"}
+    if bands is None:
+        is_data = own
+        meaning = "the source's own data mask"
+    elif own is None:
+        is_data = (bands != 0).all("band")
+        meaning = "all bands have data"
+    else:
+        is_data = own & (bands != 0).all("band")
+        meaning = "the source's own data mask and all bands have data"
+    is_data = is_data.drop_vars("band", errors="ignore")
+    is_data.attrs = {"long_name": meaning, "flag_values": "0: no data, 1: data"}
     return is_data.rename("is_data")
 
 

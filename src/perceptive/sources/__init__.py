@@ -85,8 +85,10 @@ METHODS.register("demo", demo)
 __all__ = ["DEMO_MARK", "METHODS", "SourceError", "SourceRequest", "is_demo"]
 
 # The other sources live in their own modules, which use SourceRequest from tiled.py.
+from perceptive.sources.eopatch import eopatch  # noqa: E402
 from perceptive.sources.local_files import local_files  # noqa: E402
 from perceptive.sources.sentinelhub import sentinelhub  # noqa: E402
 
 METHODS.register("sentinelhub", sentinelhub)
 METHODS.register("local_files", local_files)
+METHODS.register("eopatch", eopatch)

@@ -132,6 +132,7 @@ def _staging_store(reader: TileReader, request: SourceRequest, times: pd.Datetim
     store = Path(request.staging) / f"{reader.name}-{digest[:16]}.zarr"
     if _done_dir(store).is_dir():
         return store
+    _remove_leftovers(store.parent)
     tmp = store.with_name(f".partial-{os.getpid()}-{store.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     shape = (len(times), len(reader.bands), request.grid.height, request.grid.width)
@@ -151,6 +152,24 @@ def _staging_store(reader: TileReader, request: SourceRequest, times: pd.Datetim
     os.replace(tmp, store)
     _done_dir(store).mkdir()  # last: marks the store as ready for tiles
     return store
+
+
+def _remove_leftovers(staging: Path) -> None:
+    """Delete stores that a killed run began to create (their process is gone)."""
+    for partial in staging.glob(".partial-*"):
+        pid = partial.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _done_dir(store: Path) -> Path:

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 def compute_masks(l1c_cube: xr.Dataset, cloud_masking: dict, cloud_shadows: dict) -> xr.Dataset:
     """Cloud probability and mask (the chosen cloud masking method), cloud shadows (the chosen
-    shadow method), data mask and valid mask for every frame."""
+    shadow method), data mask and valid mask for every frame. The data mask is the source's
+    own ``is_data`` when the cube has one (see :func:`perceptive.eo.valid_data.data_mask`), so
+    a cube without bands gets masks too."""
     validate_l1c_cube(l1c_cube)
     found = clouds.METHODS.run(cloud_masking, l1c_cube)
     shadow_mask = shadows.METHODS.run(cloud_shadows, l1c_cube, found["cloud_mask"])
@@ -41,7 +43,8 @@ def compute_masks(l1c_cube: xr.Dataset, cloud_masking: dict, cloud_shadows: dict
             "cloud_mask": found["cloud_mask"],
             "shadow_mask": shadow_mask,
             "is_valid": is_valid,
-            "valid_fraction": valid_fraction(is_valid).astype(np.float32),
+            # over the AOI polygon only, when the cube has one: outside pixels are no data
+            "valid_fraction": valid_fraction(is_valid, l1c_cube.get("aoi_mask")).astype(np.float32),
         },
         attrs={"cloud_masking": dict(cloud_masking), "cloud_shadows": dict(cloud_shadows)},
     )
@@ -58,8 +61,9 @@ def compute_features(
 ) -> xr.Dataset:
     """Drop frames with too few valid pixels, compute the features, and resample each pixel's
     valid observations onto one date grid over the cube's own time interval (every pixel gets
-    the same features). ``valid_count`` says on how many observations each pixel's features
-    rest; 0 marks the pixels left NaN."""
+    the same features). A feature the cube holds as a layer of that name (an EOPatch's
+    ``NDVI``) is taken as it is, the others are computed from its bands. ``valid_count`` says
+    on how many observations each pixel's features rest; 0 marks the pixels left NaN."""
     validate_l1c_cube(l1c_cube)
     validate_masks_cube(masks_cube)
     if not np.array_equal(l1c_cube["time"].values, masks_cube["time"].values):
@@ -93,6 +97,7 @@ def compute_features(
             "date_grid": date_grid.model_dump(),
             "interpolation": dict(interpolation),
             "min_valid_fraction": float(min_valid_fraction),
+            "features_from_source": stack.attrs.get("from_source", ""),
         },
     )
     return out.rio.write_crs(l1c_cube.rio.crs)

@@ -104,7 +104,9 @@ def mask_outside_aoi(cube: xr.Dataset, inside: xr.DataArray) -> xr.Dataset:
     """No data (DN 0, ``is_data`` false) outside the AOI polygon, and the mask kept as
     ``aoi_mask`` so valid fractions count only the AOI's pixels."""
     inside = inside.assign_coords(x=cube["x"], y=cube["y"])
-    cube = cube.assign(bands=cube["bands"].where(inside, np.uint16(0)), aoi_mask=inside)
+    cube = cube.assign(aoi_mask=inside)
+    if "bands" in cube:
+        cube["bands"] = cube["bands"].where(inside, np.uint16(0))
     if "is_data" in cube:
         cube["is_data"] = cube["is_data"] & inside
     return cube

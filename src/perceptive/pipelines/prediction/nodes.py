@@ -79,8 +79,7 @@ def summarise(
     accuracy; Olofsson et al. 2014), and a picture of the map, named and coloured by the
     legend."""
     legend = model.legend
-    resolution = grid_of(lulc_map).resolution
-    areas = class_areas(lulc_map, resolution * resolution, legend)
+    areas = class_areas(lulc_map, grid_of(lulc_map).pixel_area, legend)
     if validation_metrics.get("model") != model.info:
         log.warning(
             "validation_metrics were not made with this model (another version?): the area "
