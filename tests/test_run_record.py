@@ -280,8 +280,10 @@ def test_two_runs_compared_from_their_records(two_classifiers):
     assert asked <= differed
     assert all(key.startswith("classifier.") for key in differed), differed
     # both trained on the same samples
-    assert first["datasets"]["samples"] == {"loaded": samples_version, "saved": None}
-    assert second["datasets"]["samples"] == {"loaded": samples_version, "saved": None}
+    for record in (first, second):
+        samples = record["datasets"]["samples"]
+        assert (samples["loaded"], samples["saved"]) == (samples_version, None)
+        assert samples["path"] == str(data_root / "05_model_input" / "samples.parquet")
     for record in (first, second):
         folder = data_root / "06_models" / "model.pkl" / record["save_version"]
         provenance = json.loads((folder / "model.provenance.json").read_text())

@@ -7,6 +7,7 @@ import logging
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
+from kedro.io.core import AbstractVersionedDataset, Version
 from kedro.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,32 @@ class InputCheckHooks:
                 f"No saved version of {where}. Run `kedro run --pipelines {','.join(chain)}` "
                 "first to produce them, or plain `kedro run` for the whole workflow."
             )
+        pin_versions(pipeline, catalog, run_params["run_id"])
+
+
+def pin_versions(pipeline: Pipeline, catalog: DataCatalog, save_version: str) -> dict[str, str]:
+    """Make every load of this run read a version fixed now, so runs sharing a data_root
+    never mix: a dataset this run makes is read back at this run's own version (Kedro would
+    take the newest, which may be another run's), and any other input at the newest version
+    that exists when the run starts (or the one pinned with --load-versions). Returns the
+    pins, by dataset name."""
+    made_here = pipeline.all_outputs()
+    pins = {}
+    for name in sorted(pipeline.datasets()):
+        if name.startswith("params:") or name == "parameters" or name not in catalog:
+            continue
+        dataset = catalog.get(name)
+        if not isinstance(dataset, AbstractVersionedDataset):
+            continue
+        if name in made_here:
+            version = save_version
+        elif dataset._version and dataset._version.load:  # pinned by the user
+            version = dataset._version.load
+        else:
+            version = dataset.resolve_load_version()  # the newest, now
+        dataset._version = Version(version, save_version)
+        pins[name] = version
+    return pins
 
 
 def _producing_pipeline(name: str) -> str | None:

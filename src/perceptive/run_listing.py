@@ -117,7 +117,7 @@ def project_data_root(project_path: Path | None = None) -> Path:
     return root if root.is_absolute() else Path(project) / root
 
 
-@click.command(name="runs")
+@click.group(name="runs", invoke_without_command=True)
 @click.option(
     "--data-root",
     type=click.Path(file_okay=False, path_type=Path),
@@ -125,6 +125,26 @@ def project_data_root(project_path: Path | None = None) -> Path:
     help="Folder whose runs/ to list [default: data_root of this project].",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-def runs(data_root: Path | None, limit: int) -> None:
+@click.pass_context
+def runs(ctx: click.Context, data_root: Path | None, limit: int) -> None:
     """List the runs of a data folder, newest first, from their run records."""
-    click.echo(list_runs(data_root or project_data_root(), limit=limit))
+    ctx.obj = data_root
+    if ctx.invoked_subcommand is None:
+        click.echo(list_runs(data_root or project_data_root(), limit=limit))
+
+
+@runs.command(name="prune")
+@click.option("--keep", type=click.IntRange(min=1), required=True, help="Newest runs to keep.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.pass_obj
+def prune(data_root: Path | None, keep: int, dry_run: bool) -> None:
+    """Remove the versions no kept run saved or loaded, and the other runs' records."""
+    from perceptive.pruning import prune_runs
+
+    root = data_root or project_data_root()
+    pruned = prune_runs(root, keep, dry_run=dry_run)
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(
+        f"{verb} {len(pruned.versions)} dataset versions ({pruned.bytes / 1e6:,.1f} MB) and "
+        f"{len(pruned.records)} run records under {root}; kept the {keep} newest runs."
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import logging
 import platform
 import subprocess
@@ -190,6 +191,22 @@ class _Run:
             # true when any data of this run came from the synthetic demo source
             DEMO_MARK: _demo_source(catalog),
         }
+        self._claim_version()
+
+    def _claim_version(self) -> None:
+        """Take this run's version for good, so no two runs ever share one: Kedro stamps
+        versions to the millisecond, and two runs started in the same one on one data_root
+        would write into each other's version folders."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(self.path, "x") as claim:  # exclusive: fails if the file exists
+                json.dump(jsonable(self.record), claim, indent=2)
+        except FileExistsError:
+            raise RunVersionTaken(
+                f"Version {self.record['save_version']} is already taken by another run on "
+                f"{self.data_root} (its record is {self.path}). Two runs started in the same "
+                "millisecond; start this one again."
+            ) from None
 
     @property
     def path(self) -> Path:
@@ -242,6 +259,8 @@ class _Run:
         if any(is_demo(value) for value in inputs.values()):
             self.record[DEMO_MARK] = True
         self._node_lineage[node.name] = lineage
+        # what the node's outputs were made from: resuming compares it with a new run's
+        self.record["nodes"].setdefault(node.name, {})["lineage"] = lineage
 
     def _version_of(self, name: str) -> str | None:
         """The version of ``name`` used in this run: the one it saved, else the one it loaded."""
@@ -286,7 +305,11 @@ class _Run:
         self.end_node(node)
 
     def _dataset(self, name: str) -> dict:
-        return self.record["datasets"].setdefault(name, {"loaded": None, "saved": None})
+        entry = self.record["datasets"].setdefault(name, {"loaded": None, "saved": None})
+        dataset = self.catalog.get(name)
+        if "path" not in entry and isinstance(dataset, AbstractVersionedDataset):
+            entry["path"] = str(Path(dataset._filepath).resolve())  # its versions (pruning)
+        return entry
 
     def _log_metrics(self, name: str, data: dict) -> None:
         prefix = name[: -len(METRICS_DATASET)]  # "" or "<namespace>."
@@ -334,6 +357,10 @@ class _Run:
             "perceptive.save_version": self.record["save_version"],
         }
         client.log_batch(self.mlflow_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+class RunVersionTaken(RuntimeError):
+    """Another run already holds this run's version id."""
 
 
 def _demo_source(catalog: DataCatalog) -> bool:

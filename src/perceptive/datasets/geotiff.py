@@ -38,7 +38,17 @@ class GeoTiffDataset(LocalVersionedDataset[xr.DataArray]):
     (``nearest`` by default; ``mode`` suits class maps, ``average`` continuous ones) and
     other creation options of GDAL's COG driver. ``load_args`` go to
     ``rioxarray.open_rasterio`` (e.g. ``chunks: true`` for a lazy map).
+
+    Integrity: each version has ``<file>.manifest.json`` with the size and CRC-32C of the
+    map, verified in full on every load (a map is small and one read of it with a hardware
+    CRC costs milliseconds), because GDAL reads a tile whose bytes were overwritten without
+    complaint whenever deflate still decodes them. GDAL's ``.aux.xml`` is not listed: GDAL
+    and QGIS may rewrite it legitimately (statistics, histograms), and it holds only the
+    category names, which are also tags inside the file. See perceptive.datasets.manifest.
     """
+
+    with_manifest = True
+    checksum_below = None  # verify the whole file on every load
 
     def _read(self, path: Path) -> xr.DataArray:
         return rioxarray.open_rasterio(path, **self._load_args).squeeze("band", drop=True)

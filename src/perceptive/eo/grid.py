@@ -186,6 +186,13 @@ def aoi_geometry(aoi: dict) -> tuple[BaseGeometry, CRS]:
             f"the area of {crs.name}, and would lie inside with x and y exchanged. Give x "
             "(easting or longitude) first: bbox [minx, miny, maxx, maxy], GeoJSON [lon, lat]."
         )
+    west, south, east, north = geom.bounds
+    if crs.is_geographic and not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise GridError(
+            f"AOI coordinates {[round(v, 4) for v in geom.bounds]} are not longitude/latitude, "
+            f"which aoi.crs {crs.to_string()} says they are. If they are metres, set aoi.crs "
+            "to their projected CRS (e.g. EPSG:32633 for UTM zone 33N)."
+        )
     return geom, crs
 
 

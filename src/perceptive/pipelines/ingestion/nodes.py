@@ -125,7 +125,7 @@ def import_reference_labels(
     if reference.file and is_raster(reference.file):
         labels, column = raster_polygons(reference.file, grid), RASTER_CODE_COLUMN
     elif reference.file:
-        labels = gpd.read_file(reference.file, engine="pyogrio")
+        labels = read_vector_labels(reference.file)
     elif source_labels is not None and not source_labels.empty:
         labels = source_labels
     else:
@@ -138,6 +138,8 @@ def import_reference_labels(
         raise ValueError(f"{what} are empty; give a file with labelled polygons.")
     if labels.crs is None:
         raise ValueError(f"{what} have no CRS; assign one and retry.")
+    if (labels.geometry.isna() | labels.geometry.is_empty).all():
+        raise ValueError(f"{what}: every geometry is empty or missing; give labelled polygons.")
     if column not in labels.columns:
         columns = [c for c in labels.columns if c != labels.geometry.name]
         raise ValueError(
@@ -150,4 +152,20 @@ def import_reference_labels(
         codes = map_codes(codes, reference.class_mapping, column)
     labels = labels.assign(class_id=codes.to_numpy())
     log.info("Reference labels: %d polygons over the AOI", len(labels))
+    return labels
+
+
+def read_vector_labels(path: str) -> gpd.GeoDataFrame:
+    """A vector file of labelled polygons, or an error naming ``reference.file`` and why."""
+    try:
+        labels = gpd.read_file(path, engine="pyogrio")
+    except Exception as err:  # pyogrio raises DataSourceError and others, file or format
+        raise ValueError(
+            f"reference.file {path!r} cannot be read as a vector file ({err}); give a "
+            "GeoPackage, GeoJSON or Shapefile of labelled polygons, or a GeoTIFF of codes."
+        ) from None
+    if not isinstance(labels, gpd.GeoDataFrame):
+        raise ValueError(
+            f"reference.file {path!r} has no geometry (a plain table); give labelled polygons."
+        )
     return labels
