@@ -1,14 +1,19 @@
-"""Rasterisation and sampling at 1x and 16x the default demo area (512 x 512 px and 2048 x 2048
-px at 10 m): seconds and peak Python-heap memory (tracemalloc, numpy arrays included) per step.
+"""Rasterisation and sampling at 1x, 16x and 64x the default demo area (512, 2048 and 4096 px
+a side at 10 m): seconds and peak Python-heap memory (tracemalloc, numpy arrays included) per
+step. Memory should stay bounded by a few chunks, whatever the area.
 
-The features cube is lazy (dask, 256 px chunks, 24 dates x 9 features of random values), so
-only the sampled pixels' chunks are read; reference polygons are the demo's parcels.
+The features cube is lazy (dask, 256 px chunks, 24 dates x 9 features of random values), and
+so are the label and parcel rasters (burnt chunk by chunk in the same chunks); reference
+polygons are the demo's parcels. "rasterize" computes the lazy raster chunk by chunk (a count
+of labelled pixels, as a chunk-by-chunk save would); "sample" rasterises again inside, per
+chunk, as the pipeline does.
 
-    .venv/bin/python benchmarks/sampling.py
+    .venv/bin/python benchmarks/sampling.py [largest factor: 1, 16 or 64 (default)]
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -25,6 +30,7 @@ from perceptive.sources.demo import demo_grid, demo_scene
 
 FEATURES = ["B02", "B03", "B04", "B08", "B11", "B12", "NDVI", "NDWI", "NORM"]
 DATES = pd.date_range("2017-01-01", periods=24, freq="16D")
+CHUNK = 256
 
 
 def measure(step: Callable):
@@ -39,7 +45,7 @@ def measure(step: Callable):
 
 def features_cube(grid) -> xr.DataArray:
     shape = (len(DATES), len(FEATURES), grid.height, grid.width)
-    data = da.random.default_rng(0).random(shape, chunks=(-1, -1, 256, 256), dtype="float32")
+    data = da.random.default_rng(0).random(shape, chunks=(-1, -1, CHUNK, CHUNK), dtype="float32")
     arr = xr.DataArray(
         data, dims=("time", "feature", "y", "x"), coords={"time": DATES, "feature": FEATURES}
     )
@@ -49,11 +55,16 @@ def features_cube(grid) -> xr.DataArray:
 def main() -> None:
     print(machine())
     print(f"{'area':>5} {'pixels':>10} {'step':<34} {'seconds':>8} {'peak MiB':>9}")
-    for factor, side in ((1, 512), (16, 2048)):
+    largest = int(sys.argv[1]) if len(sys.argv) > 1 else 64
+    for factor, side in ((1, 512), (16, 2048), (64, 4096)):
+        if factor > largest:
+            break
         grid = demo_grid(side, side)
         reference = demo_scene(grid, ("2017-01-01", "2017-01-10")).reference_labels()
-        labels, s1, m1 = measure(lambda: rasterize_labels(reference, grid))  # noqa: B023
-        parcels, s2, m2 = measure(lambda: rasterize_parcels(reference, grid))  # noqa: B023
+        labels = rasterize_labels(reference, grid, chunks=CHUNK)
+        parcels = rasterize_parcels(reference, grid, chunks=CHUNK)
+        _, s1, m1 = measure(lambda: int((labels != 0).sum().compute()))  # noqa: B023
+        _, s2, m2 = measure(lambda: int((parcels != 0).sum().compute()))  # noqa: B023
         features = features_cube(grid)
         table, s3, m3 = measure(
             lambda: sample_pixels(  # noqa: B023

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,3 +43,20 @@ def small_run(tmp_path_factory):
     data_root = tmp_path_factory.mktemp("data")
     catalog = run_kedro(data_root, **SMALL_RUN)
     return data_root, catalog
+
+
+def kill_when(child: subprocess.Popen, ready: Callable[[], bool], timeout: float, what: str):
+    """SIGKILL ``child`` as soon as ``ready()`` holds (polled); fail the test if the child ends
+    or ``timeout`` s pass first (``what`` says what was awaited). Waits for the child to die."""
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and child.poll() is None:
+            if ready():
+                break
+            time.sleep(0.005)
+        else:
+            pytest.fail(f"{what} never happened (or the run finished before it could be killed)")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,6 +21,7 @@ from perceptive.datasets import (
     AtomicParquetDataset,
     AtomicPickleDataset,
 )
+from tests.conftest import kill_when
 
 OLD = "2020-01-01T00.00.00.000Z"
 NEW = "2020-01-02T00.00.00.000Z"
@@ -204,19 +203,11 @@ def test_kill_during_save_leaves_previous_version_newest(tmp_path):
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
     }
     child = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and child.poll() is None:
-            partial = [p for p in _partials(path) if p.is_file() and p.stat().st_size > 0]
-            if partial:  # mid-write: bytes on disk, file incomplete
-                break
-            time.sleep(0.005)
-        else:
-            pytest.fail("the save never started writing (or finished before it could be killed)")
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=30)
-    assert child.returncode == -signal.SIGKILL
+
+    def writing() -> bool:  # mid-write: bytes on disk, file incomplete
+        return any(p.is_file() and p.stat().st_size > 0 for p in _partials(path))
+
+    kill_when(child, writing, 120, "the save's first bytes")
     assert child.stdout.read() == b""  # killed before the save returned
 
     assert not (path / NEW / path.name).exists()  # no truncated file under a final name

@@ -171,3 +171,18 @@ def test_missing_pinned_version_lists_the_saved_ones(small_run):
         Exception, match=r"no version '2001-01-01T00.00.00.000Z'.*Saved versions: 20"
     ):
         run_kedro(data_root, ["prediction"], load_versions={"model": "2001-01-01T00.00.00.000Z"})
+
+
+def test_same_input_same_output(small_run, tmp_path):
+    """Two runs from scratch give a pixel-identical map and equal metrics."""
+    data_root, catalog = small_run
+    again = run_kedro(tmp_path / "again", **SMALL_RUN)
+    np.testing.assert_array_equal(again.load("lulc_map").values, catalog.load("lulc_map").values)
+    np.testing.assert_array_equal(
+        again.load("confidence_map").values, catalog.load("confidence_map").values
+    )
+    first, second = catalog.load("validation_metrics"), again.load("validation_metrics")
+    for metrics in (first, second):
+        metrics.pop("provenance")  # run ids and versions
+        metrics["model"].pop("fit_seconds")  # wall time: the only other thing that differs
+    assert first == second

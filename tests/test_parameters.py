@@ -163,6 +163,9 @@ CASES = [
     case("feature_engineering", {"cloud_masking": {"processing_resolution": 25}},
          "cloud_masking.processing_resolution", "= 25",
          "whole multiple of the resolution (10 m)", id="processing-resolution-not-multiple"),
+    case("ingestion", {"reference": {"class_mapping": {"211": 1, "311": 42}}},
+         "reference.class_mapping", "maps codes to [42], which the legend lacks",
+         "add the classes to `legend`", id="mapping-to-an-id-the-legend-lacks"),
 ]  # fmt: skip
 
 

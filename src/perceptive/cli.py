@@ -1,4 +1,5 @@
-"""Project commands: ``kedro run`` that reports the project's own errors in a few lines, and
+"""Project commands: ``kedro run`` that reports the project's own errors in a few lines and,
+with ``--resume``, redoes only what is unfinished or out of date (perceptive.resume); and
 ``kedro runs`` that lists past runs with their key parameters and metrics.
 
 Kedro lets an exception escape as a full rich traceback (150+ lines) even when the problem is a
@@ -21,6 +22,7 @@ from perceptive.run_listing import runs
 
 #: Logs only to the file handler (conf/logging.yml), so the console stays short.
 traceback_log = logging.getLogger("perceptive.traceback")
+resume_log = logging.getLogger("perceptive.resume")
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -56,11 +58,50 @@ def _readable_errors(callback):
     return wrapper
 
 
+RESUME_HELP = (
+    "Run only the nodes whose outputs are missing or were made from other parameters or "
+    "input versions than this run would use; reuse the rest (see perceptive.resume)."
+)
+
+
+def _run(resume: bool = False, **options):
+    """Kedro's ``run``; with ``--resume``, first plan which nodes must run (perceptive.resume),
+    then run just those, their inputs from reused nodes pinned to the reused versions."""
+    if not resume:
+        return kedro_run.callback(**options)
+    if options.get("only_missing_outputs"):
+        raise click.UsageError("--resume and --only-missing-outputs cannot be used together.")
+    from perceptive.resume import plan_for_run
+
+    names = list(options.get("pipelines") or []) or [p for p in [options.get("pipeline")] if p]
+    user_pins = dict(options.get("load_versions") or {})
+    plan = plan_for_run(
+        env=options.get("env"),
+        conf_source=options.get("conf_source"),
+        runtime_params=options.get("params") or {},
+        pipeline_names=names,
+        load_versions=user_pins,
+        tags=options.get("tags"),
+        from_nodes=options.get("from_nodes"),
+        to_nodes=options.get("to_nodes"),
+        node_names=options.get("node_names"),
+        from_inputs=options.get("from_inputs"),
+        to_outputs=options.get("to_outputs"),
+        node_namespaces=options.get("namespaces"),
+    )
+    resume_log.info("%s", plan.summary())
+    if not plan.to_run:
+        return {}
+    options["node_names"] = plan.to_run
+    options["load_versions"] = {**user_pins, **plan.pins}
+    return kedro_run.callback(**options)
+
+
 cli.add_command(
     click.Command(
         name="run",
-        params=kedro_run.params,
-        callback=_readable_errors(kedro_run.callback),
+        params=[*kedro_run.params, click.Option(["--resume"], is_flag=True, help=RESUME_HELP)],
+        callback=_readable_errors(_run),
         help=kedro_run.help,
         short_help=kedro_run.short_help,
     )

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -257,6 +258,67 @@ class PredictionParameters(Params):
     compiled_model: CompiledModel
 
 
+# --------------------------------------------------------------------------- engine
+
+
+#: A dask scheduler's address: ``protocol://...`` or ``host:port`` (tcp://10.0.0.5:8786,
+#: localhost:8786, inproc://10.0.0.5/1234/1).
+SCHEDULER_ADDRESS = r"^(?:[a-z][a-z0-9+.-]*://\S+|\S+:\d+)$"
+
+
+def _scheduler_address(value: str | None) -> str | None:
+    if value is not None and not re.match(SCHEDULER_ADDRESS, value):
+        raise ValueError(
+            f"not a scheduler address: {value!r}; give [protocol://]host:port, e.g. "
+            "tcp://10.0.0.5:8786 (the address `dask scheduler` prints)."
+        )
+    return value
+
+
+def _memory_limit(value: str | None) -> str | None:
+    if value is None or value == "auto":
+        return value
+    from dask.utils import parse_bytes
+
+    try:
+        parse_bytes(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"not a size: {value!r}; give one such as 4GiB or 2000MB, auto (the machine's "
+            "memory shared by the workers) or null (no limit)."
+        ) from None
+    return value
+
+
+class Engine(Params):
+    """Where dask computes the lazy work (see :mod:`perceptive.engine`): ``threads`` (dask's
+    threaded scheduler), ``local_cluster`` (a LocalCluster of ``n_workers`` processes of
+    ``threads_per_worker`` threads and ``memory_limit`` each, ``dashboard`` optional, started
+    for the run) or ``address`` (the running scheduler at ``address``)."""
+
+    scheduler: Literal["threads", "local_cluster", "address"] = "threads"
+    n_workers: Annotated[int, Field(ge=1)] = 2
+    threads_per_worker: Annotated[int, Field(ge=1)] = 1
+    memory_limit: Annotated[str | None, AfterValidator(_memory_limit)] = "4GiB"
+    address: Annotated[str | None, AfterValidator(_scheduler_address)] = None
+    dashboard: bool = False
+
+    @model_validator(mode="after")
+    def _address_iff_address(self) -> Engine:
+        if self.scheduler == "address" and self.address is None:
+            raise ValueError(
+                "scheduler is address but no address is given; set dask.address to the "
+                "scheduler's address (e.g. tcp://10.0.0.5:8786), or choose scheduler threads "
+                "or local_cluster."
+            )
+        if self.scheduler != "address" and self.address is not None:
+            raise ValueError(
+                f"address {self.address!r} is only used with scheduler: address (scheduler "
+                f"is {self.scheduler}); set dask.scheduler to address, or dask.address to null."
+            )
+        return self
+
+
 # --------------------------------------------------------------------------- all together
 
 
@@ -270,6 +332,7 @@ class ProjectParameters(
     """Every pipeline's parameters, plus the checks that need several of them."""
 
     data_root: str | None = None  # only ever given at run time (--params data_root=...)
+    dask: Engine = Engine()  # the dask scheduler (parameters_engine.yml)
 
     def conflicts(self) -> list[tuple[str, str]]:
         """(key, problem) for settings that are valid alone but not together with the AOI."""
@@ -291,6 +354,19 @@ class ProjectParameters(
             ))  # fmt: skip
         if self.cloud_masking["method"] == "s2cloudless":
             found += _s2cloudless_conflicts(self.cloud_masking, grid)
+        if self.reference.class_mapping:
+            from perceptive.eo.legend import DEFAULT_LEGEND
+
+            legend = self.legend if self.legend is not None else DEFAULT_LEGEND
+            ids = {c.id for c in legend}
+            unknown = sorted({v for v in self.reference.class_mapping.values() if v} - ids)
+            if unknown:
+                found.append((
+                    "reference.class_mapping",
+                    f"maps codes to {unknown}, which the legend lacks (its ids are "
+                    f"{sorted(ids)}; 0 leaves a code unlabelled); fix the mapping or add the "
+                    "classes to `legend`.",
+                ))  # fmt: skip
         return found
 
 

@@ -238,6 +238,7 @@ class _Run:
         entry["wall_s"] = round(time.perf_counter() - self._node_t0[node.name], 3)
         entry["peak_mib"] = _peak_memory_mib()
         entry["outcome"] = "failed" if error else "finished"
+        self.write()  # so a killed run's record says what it finished (resuming reads it)
 
     def trace_lineage(self, node: Node, inputs: dict[str, Any]) -> None:
         """The parameters and input versions behind this node's outputs. In-memory inputs pass

@@ -23,6 +23,7 @@ from mlflow.telemetry import set_telemetry_client  # noqa: E402
 set_telemetry_client()
 
 from perceptive.config import ProjectConfigLoader  # noqa: E402
+from perceptive.engine import DaskHooks  # noqa: E402
 from perceptive.hooks import InputCheckHooks, SourceCredentialsHooks  # noqa: E402
 from perceptive.run_record import RunRecordHooks  # noqa: E402
 
@@ -31,7 +32,7 @@ from perceptive.run_record import RunRecordHooks  # noqa: E402
 # (see RunRecordHooks for the order of calls). Kedro matches the distribution name as in its
 # metadata, "kedro_mlflow"; with "kedro-mlflow" the entry-point hook stayed registered too and
 # every run was logged twice (a parent and a nested run).
-HOOKS = (InputCheckHooks(), SourceCredentialsHooks(), RunRecordHooks(), MlflowHook())
+HOOKS = (InputCheckHooks(), SourceCredentialsHooks(), DaskHooks(), RunRecordHooks(), MlflowHook())
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
 
 # Parameters: conf/base, then the run environment (conf/local), then --params, merged key by

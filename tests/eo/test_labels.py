@@ -155,3 +155,34 @@ def test_erode_radius_two_uses_a_disk():
     assert out[1, 2] == 1 and out[2, 1] == 1 and out[2, 2] == 1
     assert out[0, 0] == 0
     assert out[6, 6] == 1  # far from the intruder, raster border not an edge
+
+
+def test_lazy_rasters_equal_the_whole_grid_ones_in_any_chunks():
+    rng = np.random.default_rng(0)
+    grid = Grid(UTM, 500000.0, 5000400.0, 10.0, width=37, height=29)
+    corners = rng.uniform([500000, 5000110], [500370, 5000400], size=(40, 2))
+    sizes = rng.uniform(5, 120, size=(40, 2))  # overlapping boxes, edges anywhere in a pixel
+    geoms = [box(x, y - h, x + w, y) for (x, y), (w, h) in zip(corners, sizes, strict=True)]
+    reference = frame(geoms, rng.integers(0, 4, 40))  # class 0 boxes are skipped
+    labels, parcels = rasterize_labels(reference, grid), rasterize_parcels(reference, grid)
+    assert len(np.unique(parcels)) > 10
+    for chunks in (8, (5, 11), 29):
+        lazy = rasterize_labels(reference, grid, chunks=chunks)
+        assert lazy.chunks[0][0] == (chunks if isinstance(chunks, int) else chunks[0])
+        np.testing.assert_array_equal(lazy.compute(), labels)
+        np.testing.assert_array_equal(
+            rasterize_parcels(reference, grid, chunks=chunks).compute(), parcels
+        )
+
+
+def test_lazy_erosion_equals_the_whole_array_one_across_chunk_borders():
+    import dask.array as da
+
+    labels = np.random.default_rng(1).integers(0, 3, (31, 27)).astype(np.uint8)
+    labels[5:20, 4:22] = 2  # a large patch whose core survives
+    for radius in (0, 1, 2, 3):
+        expected = erode_labels(labels, radius)
+        for chunks in ((8, 8), (3, 10), (31, 27)):
+            lazy = erode_labels(da.from_array(labels, chunks=chunks), radius)
+            assert lazy.chunks == da.from_array(labels, chunks=chunks).chunks
+            np.testing.assert_array_equal(lazy.compute(), expected)

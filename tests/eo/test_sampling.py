@@ -219,13 +219,27 @@ def test_same_seed_same_samples_with_every_option():
 
 
 def test_balanced_scheme_draws_equal_counts_with_a_minimum():
-    labels = np.array([1] * 500 + [2] * 50 + [3] * 10)
+    counts = pd.Series({1: 500, 2: 50, 3: 10})  # candidate pixels per class
     rng = np.random.default_rng(0)
-    picked = METHODS.run({"method": "balanced", "min_per_class": 40}, labels, 90, rng)
-    assert pd.Series(labels[picked]).value_counts().to_dict() == {1: 40, 2: 40, 3: 10}
-    picked = METHODS.run({"method": "balanced"}, labels, 300, rng)  # 100 per class
-    assert pd.Series(labels[picked]).value_counts().to_dict() == {1: 100, 2: 50, 3: 10}
-    assert len(np.unique(picked)) == len(picked)
+    wanted = METHODS.run({"method": "balanced", "min_per_class": 40}, counts, 90, rng)
+    assert wanted.to_dict() == {1: 40, 2: 40, 3: 10}
+    wanted = METHODS.run({"method": "balanced"}, counts, 300, rng)  # 100 per class
+    assert wanted.to_dict() == {1: 100, 2: 50, 3: 10}
+
+
+def test_proportional_scheme_numbers_are_those_of_a_uniform_draw():
+    counts = pd.Series({1: 600, 2: 300, 3: 100})
+    rng = np.random.default_rng(0)
+    draws = pd.DataFrame(
+        [METHODS.run({"method": "proportional"}, counts, 100, rng) for _ in range(400)]
+    )
+    assert (draws.sum(axis=1) == 100).all()
+    # a uniform draw of 100 of 1000 pixels: 60 / 30 / 10 expected per class
+    np.testing.assert_allclose(draws.mean().to_numpy(), [60, 30, 10], atol=1.0)
+    capped = METHODS.run({"method": "proportional", "max_per_class": 50}, counts, 10**6, rng)
+    assert capped.to_dict() == {1: 50, 2: 50, 3: 50}
+    everything = METHODS.run({"method": "proportional"}, counts, 10**6, rng)
+    assert everything.to_dict() == counts.to_dict()
 
 
 def test_a_class_that_erosion_removes_gives_a_warning_with_counts(caplog):
@@ -276,3 +290,36 @@ def test_a_user_split_with_other_values_lists_them_with_counts():
         check_user_split(reference, "set")
     with pytest.raises(SamplingError, match=r"no column 'split'.*\['set'\]"):
         check_user_split(reference, "split")
+
+
+def test_lazy_labels_chunk_by_chunk_give_the_same_table_whatever_the_scheduler():
+    import dask
+    import dask.array as da
+
+    features, labels = make_features(height=64, width=64), make_labels(64, 64)
+    parcels = parcels_of(labels)
+    options = dict(
+        n_samples=500, block_size=8, validation_fraction=0.3, test_fraction=0.1, seed=4,
+        erosion_radius=1, parcels=da.from_array(parcels, chunks=16),
+    )  # fmt: skip
+    with dask.config.set(scheduler="synchronous"):
+        a = sample_pixels(features, da.from_array(labels, chunks=16), **options)
+    with dask.config.set(scheduler="threads"):
+        b = sample_pixels(features, labels, **{**options, "parcels": parcels})
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 500
+
+
+def test_when_every_candidate_is_drawn_the_chunks_do_not_matter():
+    labels = make_labels(64, 64)
+    options = dict(
+        n_samples=10**6, block_size=8, validation_fraction=0.3, seed=2, erosion_radius=2,
+        parcels=parcels_of(labels),
+    )  # fmt: skip
+    tables = [sample_pixels(make_features(64, 64, chunk=c), labels, **options) for c in (16, 40)]
+    pd.testing.assert_frame_equal(*tables)
+    # every labelled pixel is a candidate in held-out blocks; training keeps its core pixels
+    # farther than 2 px from any held-out pixel
+    held = tables[0][tables[0]["split"] != "train"]
+    assert held["edge"].any()
+    assert not tables[0].loc[tables[0]["split"] == "train", "edge"].any()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ from shapely.geometry import Polygon, box
 from perceptive.eo.aoi import split_tiles
 from perceptive.eo.grid import Grid
 from perceptive.sources.tiled import SourceError, SourceRequest, read_tiled
+from tests.conftest import kill_when
 
 PROJECT = Path(__file__).resolve().parents[2]
 GRID = Grid(CRS.from_epsg(32633), 500000.0, 5100000.0, 10.0, 50, 40)  # 4 x 3 tiles of 16 px
@@ -126,13 +125,8 @@ read_tiled(FormulaReader(pause_s=0.4), request(Path({staging!r})))
 def test_a_run_killed_mid_download_resumes_with_the_missing_tiles_only(tmp_path):
     script = KILLED_RUN.format(project=str(PROJECT), staging=str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT)
-    deadline = time.monotonic() + 120
-    while len(list(tmp_path.glob("formula-*.zarr.done/*"))) < 3:
-        assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline, "no tile finished in time"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, lambda: len(list(tmp_path.glob("formula-*.zarr.done/*"))) >= 3, 120,
+              "three finished tiles")  # fmt: skip
     finished = len(list(tmp_path.glob("formula-*.zarr.done/*")))
     assert 3 <= finished < 12
     reader = FormulaReader()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import dask
 import dask.array as da
 import numpy as np
 import rasterio
@@ -97,7 +98,7 @@ def _write_tiled(data: xr.DataArray, path: Path) -> None:
     }
     with rasterio.open(path, "w", **profile) as dst:
         if isinstance(data.data, da.Array):
-            da.store(data.data, _BandWindows(dst), lock=True)
+            _write_blocks(data.data, dst)
         else:
             dst.write(np.asarray(data.values), 1)
         colormap = data.attrs.get("colormap")
@@ -113,15 +114,16 @@ def _write_tiled(data: xr.DataArray, path: Path) -> None:
             dst.set_band_description(1, str(data.attrs["long_name"]))
 
 
-class _BandWindows:
-    """A ``dask.array.store`` target: each computed chunk goes to its window of band 1."""
-
-    def __init__(self, dst) -> None:
-        self.dst = dst
-
-    def __setitem__(self, index: tuple[slice, slice], block: np.ndarray) -> None:
-        rows, cols = index
-        self.dst.write(block, 1, window=Window.from_slices(rows, cols))
+def _write_blocks(array: da.Array, dst, batch: int = 8) -> None:
+    """Compute the map ``batch`` chunks at a time on whatever scheduler is in use and write
+    each to its window here: the open file stays in this process (a dask.distributed worker
+    cannot be handed it), and memory holds a batch of chunks, not the map."""
+    windows = list(da.core.slices_from_chunks(array.chunks))
+    blocks = array.to_delayed().ravel()  # row-major, like the windows
+    for start in range(0, len(blocks), batch):
+        values = dask.compute(*blocks[start : start + batch])
+        for (rows, cols), block in zip(windows[start : start + batch], values, strict=True):
+            dst.write(block, 1, window=Window.from_slices(rows, cols))
 
 
 def _write_category_names(path: Path, names: dict[int, str]) -> None:

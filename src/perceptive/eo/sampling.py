@@ -10,10 +10,14 @@ validation and test. Which pixels are drawn is the ``sampling.scheme`` link (:da
 
 from __future__ import annotations
 
+import functools
 import logging
+import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
 
+import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -138,54 +142,60 @@ def parcel_blocks(parcels: np.ndarray, blocks: np.ndarray) -> np.ndarray:
 
 
 def proportional(
-    labels: np.ndarray,
+    counts: pd.Series,
     n_samples: int,
     rng: np.random.Generator,
     *,
     max_per_class: Annotated[int, Field(ge=1)] | None = None,
-) -> np.ndarray:
+) -> pd.Series:
     """Up to ``n_samples`` pixels drawn uniformly without replacement, so the sample keeps
     the class shares of the reference data; ``max_per_class`` first caps each class (a random
-    subset), so that one dominant class does not swamp the rare ones."""
-    candidates = np.arange(labels.size)
+    subset), so that one dominant class does not swamp the rare ones. The numbers per class
+    of such a draw are multivariate hypergeometric, drawn here from the class counts."""
+    available = counts.to_numpy(dtype=np.int64)
     if max_per_class is not None:
-        kept = []
-        for class_id in np.unique(labels):
-            members = np.flatnonzero(labels == class_id)
-            if members.size > max_per_class:
-                members = rng.choice(members, size=max_per_class, replace=False)
-            kept.append(members)
-        candidates = np.sort(np.concatenate(kept))
-    if candidates.size > n_samples:
-        candidates = rng.choice(candidates, size=n_samples, replace=False)
-    return np.sort(candidates)
+        available = np.minimum(available, max_per_class)
+    return pd.Series(hypergeometric(available, n_samples, rng), index=counts.index)
 
 
 def balanced(
-    labels: np.ndarray,
+    counts: pd.Series,
     n_samples: int,
     rng: np.random.Generator,
     *,
     min_per_class: Annotated[int, Field(ge=1)] = 100,
-) -> np.ndarray:
+) -> pd.Series:
     """The same number of pixels from every class, ``n_samples // classes`` but at least
     ``min_per_class`` (so the total may exceed ``n_samples`` with many classes); a class with
     fewer pixels gives them all."""
-    classes = np.unique(labels)
-    per_class = max(n_samples // max(len(classes), 1), min_per_class)
-    chosen = []
-    for class_id in classes:
-        members = np.flatnonzero(labels == class_id)
-        if members.size > per_class:
-            members = rng.choice(members, size=per_class, replace=False)
-        chosen.append(members)
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    present = counts[counts > 0]
+    per_class = max(n_samples // max(len(present), 1), min_per_class)
+    return counts.clip(upper=per_class).astype(np.int64)
 
 
-#: The sampling-scheme link: which labelled pixels go into the samples table.
-METHODS = Registry("sampling.scheme", "scheme(labels, n_samples, rng, **options) -> indices")
+#: The sampling-scheme link: how many of each class's candidate pixels go into the samples
+#: table. ``counts`` is a Series of candidate pixels per class id (sorted); the result, the
+#: number drawn per class (same index, at most the count). Which pixels are drawn is then
+#: uniform within each class, chunk by chunk (:func:`sample_pixels`).
+METHODS = Registry(
+    "sampling.scheme", "scheme(counts per class, n_samples, rng, **options) -> numbers per class"
+)
 METHODS.register("proportional", proportional)
 METHODS.register("balanced", balanced)
+
+
+def hypergeometric(counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """How many of ``n`` items drawn uniformly without replacement from cells holding
+    ``counts`` items fall in each cell (all of them when ``n`` >= the total)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if n >= total:
+        return counts.copy()
+    if total < 10**9:  # numpy's limit for its "marginals" method
+        return rng.multivariate_hypergeometric(counts, n).astype(np.int64)
+    drawn = rng.choice(total, size=n, replace=False)  # O(n) memory when n << total
+    cells = np.searchsorted(np.cumsum(counts), drawn, side="right")
+    return np.bincount(cells, minlength=len(counts)).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- the samples table
@@ -193,7 +203,7 @@ METHODS.register("balanced", balanced)
 
 def sample_pixels(  # noqa: PLR0913, PLR0915
     features: xr.DataArray,
-    labels: np.ndarray,
+    labels: np.ndarray | da.Array,
     *,
     n_samples: int,
     block_size: int,
@@ -203,14 +213,15 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
     erosion_radius: int = 0,
     test_fraction: float = 0.0,
     n_folds: int = 5,
-    parcels: np.ndarray | None = None,
+    parcels: np.ndarray | da.Array | None = None,
     parcel_splits: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Sample labelled pixels and their features into a train/validation(/test) table.
 
     1. **Spatial units.** The AOI is cut into ``block_size`` blocks. With ``parcels`` (a
        raster of reference polygon ids, 0 = none), every pixel of a parcel belongs to the
-       block holding most of that parcel (:func:`parcel_blocks`), so no parcel is ever on
+       block holding most of that parcel (:func:`parcel_blocks`; ties: the block where the
+       parcel's first pixel in row-major order lies), so no parcel is ever on
        both sides of the split. Whole units go to validation (about ``validation_fraction``
        of the labelled pixels) and test (``test_fraction``), chosen with the seeded RNG; the
        others are dealt into ``n_folds`` cross-validation folds (test pixels: fold -1).
@@ -224,10 +235,20 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
        within ``erosion_radius`` of a held-out pixel are dropped as well, so no validation
        pixel lies within the erosion radius of a training pixel.
     3. **Scheme.** Among these candidates the ``scheme`` link (:data:`METHODS`, default
-       ``proportional``) picks the pixels, seeded.
-    4. Their features are read from the (lazy) cube with vectorised point indexing, one
-       chunk at a time by dask; pixels with no valid observation (all features NaN) are
-       dropped.
+       ``proportional``) sets how many pixels of each class are drawn, seeded; each class's
+       number is dealt to the chunks holding its candidates (a multivariate hypergeometric
+       draw, so the sample is uniform within the class over the AOI), and each chunk draws
+       its pixels with a generator of its own, seeded by (``seed``, chunk index).
+    4. Their features are read from the (lazy) cube chunk by chunk, only at the chosen
+       pixels; pixels with no valid observation (all features NaN) are dropped.
+
+    ``labels`` and ``parcels`` may be numpy or (lazy) dask arrays. Everything is computed
+    chunk by chunk, in the features cube's (y, x) chunks (those of ``labels`` when the cube
+    is in memory), keeping only per-chunk counts and small tables of blocks and parcels: no
+    array of the whole AOI is made. Steps 1 and 2 do not depend on the chunks; the pixels
+    drawn do (and on the seed), not on the dask scheduler. When every candidate is drawn
+    (``n_samples`` and the scheme's caps above their number) the table does not depend on
+    the chunks either.
 
     Returns a DataFrame with the :func:`feature_columns` (float32), ``label`` (uint8),
     ``x``, ``y`` (pixel-centre map coordinates), ``row``, ``col``, ``block`` (the spatial
@@ -235,12 +256,13 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
     (bool) and ``parcel`` (int32, 0 = none), sorted by (row, col).
     """
     features = _check_features(features)
-    labels = np.asarray(labels)
     height, width = features.sizes["y"], features.sizes["x"]
-    if labels.shape != (height, width):
+    if isinstance(labels, xr.DataArray):
+        labels = labels.data
+    if tuple(np.shape(labels)) != (height, width):
         raise SamplingError(
-            f"labels have shape {labels.shape} but the features grid is {(height, width)} "
-            "(y, x); rasterise the labels on the grid of the features cube."
+            f"labels have shape {tuple(np.shape(labels))} but the features grid is "
+            f"{(height, width)} (y, x); rasterise the labels on the grid of the features cube."
         )
     if not 0 < validation_fraction < 1 or not 0 <= test_fraction < 1 - validation_fraction:
         raise SamplingError(
@@ -251,26 +273,33 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
         raise SamplingError(f"n_samples must be >= 2, got {n_samples}.")
     if n_folds < 2:
         raise SamplingError(f"n_folds must be >= 2, got {n_folds}.")
+    if block_size < 1:
+        raise SamplingError(f"block_size must be >= 1 pixel, got {block_size}.")
+    if erosion_radius < 0:
+        raise SamplingError(f"erosion_radius must be >= 0 pixels, got {erosion_radius}.")
+    scheme = METHODS.validate(scheme or {"method": "proportional"})
     columns = feature_columns(features)
     rng = np.random.default_rng(seed)
+    chunks = _spatial_chunks(features, labels)
+    raster = _Rasters(labels, parcels, chunks, width, block_size)
 
-    flat_labels = labels.reshape(-1)
-    labelled = np.flatnonzero(flat_labels != NO_DATA)
-    if labelled.size == 0:
+    # 1. spatial units, from per-chunk counts of labelled pixels per (parcel, block)
+    pairs = _pair_counts(raster)
+    n_labelled = int(pairs["n"].sum())
+    if n_labelled == 0:
         raise SamplingError(
             "The label raster has no labelled pixel (all 0); check the reference labels cover "
             "the AOI and that erosion did not remove every pixel (lower the radius)."
         )
-    flat_parcels = (
-        np.zeros(flat_labels.size, np.int32) if parcels is None else np.asarray(parcels).ravel()
-    )
-    geometric = assign_blocks(height, width, block_size).reshape(-1)
-    units = parcel_blocks(flat_parcels[labelled], geometric[labelled])
-    _check_block_size(flat_parcels[labelled], geometric[labelled], block_size)
-    block_counts = pd.Series(units).value_counts().sort_index()
+    majority = _majority_blocks(pairs)
+    pairs["unit"] = np.where(
+        pairs["parcel"] > 0, majority.reindex(pairs["parcel"]).to_numpy(), pairs["block"]
+    ).astype(np.int64)
+    _log_crossing_parcels(pairs, block_size)
+    block_counts = pairs.groupby("unit")["n"].sum().sort_index()
     if len(block_counts) < 2:
         raise SamplingError(
-            f"All {labelled.size} labelled pixels fall in one {block_size}x{block_size} px "
+            f"All {n_labelled} labelled pixels fall in one {block_size}x{block_size} px "
             f"block of the {height}x{width} px AOI, so no spatial train/validation split is "
             "possible; lower block_size (e.g. to a quarter of the AOI side) or use more "
             "reference labels."
@@ -279,56 +308,70 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
         validation_blocks, test_blocks = split_blocks(
             block_counts, validation_fraction, rng, test_fraction
         )
-        pixel_split = np.full(units.size, TRAIN, dtype=object)
-        pixel_split[np.isin(units, list(validation_blocks))] = VALIDATION
-        pixel_split[np.isin(units, list(test_blocks))] = TEST
+        pairs["split"] = TRAIN
+        pairs.loc[pairs["unit"].isin(validation_blocks), "split"] = VALIDATION
+        pairs.loc[pairs["unit"].isin(test_blocks), "split"] = TEST
     else:
-        pixel_split = _user_split(flat_parcels[labelled], parcel_splits)
-    validation_blocks = set(np.unique(units[pixel_split == VALIDATION]).tolist())
-    test_blocks = set(np.unique(units[pixel_split == TEST]).tolist())
-    folds = assign_folds(np.unique(units[pixel_split != TEST]), n_folds, rng)
+        pairs["split"] = _user_split(pairs["parcel"].to_numpy(), parcel_splits)
+    validation_blocks = set(pairs.loc[pairs["split"] == VALIDATION, "unit"].tolist())
+    test_blocks = set(pairs.loc[pairs["split"] == TEST, "unit"].tolist())
+    folds = assign_folds(pairs.loc[pairs["split"] != TEST, "unit"].to_numpy(), n_folds, rng)
     if len(validation_blocks) < MIN_VALIDATION_BLOCKS:
         log.warning(
             "Only %d validation block(s): accuracy intervals will mean little below %d; "
             "lower sampling.block_size or raise sampling.validation_fraction.",
             len(validation_blocks), MIN_VALIDATION_BLOCKS,
         )  # fmt: skip
+    if parcel_splits is None:
+        raster.set_units(majority, held_units=validation_blocks | test_blocks)
+    else:
+        held = np.asarray(parcel_splits, dtype=object) != TRAIN
+        raster.set_units(majority, held_parcels=held)
 
-    core = erode_labels(labels, erosion_radius).reshape(-1)[labelled] != NO_DATA
-    _warn_eroded_classes(flat_labels[labelled], core, erosion_radius)
-    is_held = pixel_split != TRAIN
-    near_held = np.zeros(flat_labels.size, dtype=bool)
-    near_held[labelled[is_held]] = True
-    if erosion_radius > 0:
-        near_held = ndimage.binary_dilation(
-            near_held.reshape(height, width), structure=disk(erosion_radius)
-        ).reshape(-1)
-    candidate = is_held | (core & ~near_held[labelled])
-    chosen_in = np.flatnonzero(candidate)
-    picked = METHODS.run(
-        scheme or {"method": "proportional"}, flat_labels[labelled[chosen_in]], n_samples, rng
-    )
-    keep_index = chosen_in[np.sort(picked)]
-    chosen = labelled[keep_index]
-    rows, cols = np.divmod(chosen, width)
+    # 2. erosion and the candidates: counts per chunk and class
+    candidates = raster.candidates(erosion_radius)
+    per_chunk = _chunk_results(_count_candidates, raster.labels, candidates)
+    per_chunk = pd.concat([c for c in per_chunk.ravel() if c is not None], ignore_index=True)
+    _warn_eroded_classes(per_chunk.groupby("label")[["labelled", "core"]].sum(), erosion_radius)
 
-    points = features.isel(y=xr.DataArray(rows, dims="sample"), x=xr.DataArray(cols, dims="sample"))
-    values = np.asarray(points.transpose("sample", "time", "feature").compute().values)
-    values = values.reshape(len(chosen), -1).astype(np.float32, copy=False)
+    # 3. the scheme's numbers per class, dealt to the chunks, drawn in each chunk
+    per_class = per_chunk.groupby("label")["candidates"].sum()
+    per_class = per_class[per_class > 0]
+    wanted = METHODS.get(scheme.pop("method"))(per_class, n_samples, rng, **scheme)
+    quotas = _deal_to_chunks(per_chunk, wanted, rng)
+    drawn = _chunk_results(
+        functools.partial(_draw, quotas=quotas, seed=seed), raster.labels, raster.parcels,
+        candidates,
+    )  # fmt: skip
+    picked = [d for d in drawn.ravel() if d is not None]
+    chosen = pd.concat(picked, ignore_index=True) if picked else _draw_frame()
+    chosen = chosen.sort_values(["row", "col"], ignore_index=True)
+    rows, cols = chosen["row"].to_numpy(), chosen["col"].to_numpy()
 
+    # 4. the features of the chosen pixels, chunk by chunk
+    values = _read_pixels(features, rows, cols, chunks).reshape(len(chosen), -1)
+    values = values.astype(np.float32, copy=False)
     valid = ~np.all(np.isnan(values), axis=1)
     if not valid.all():
         log.info("Dropped %d sampled pixels with no valid observation.", int((~valid).sum()))
     chosen, rows, cols, values = chosen[valid], rows[valid], cols[valid], values[valid]
-    keep_index = keep_index[valid]
 
-    block_ids = units[keep_index]
-    split = pixel_split[keep_index]
+    parcel = chosen["parcel"].to_numpy()
+    geometric = (rows // block_size) * -(-width // block_size) + cols // block_size
+    block_ids = geometric.astype(np.int64)
+    inside = parcel > 0
+    block_ids[inside] = majority.reindex(parcel[inside]).to_numpy()
+    if parcel_splits is None:
+        split = np.full(len(chosen), TRAIN, dtype=object)
+        split[np.isin(block_ids, list(validation_blocks))] = VALIDATION
+        split[np.isin(block_ids, list(test_blocks))] = TEST
+    else:
+        split = _user_split(parcel, parcel_splits)
     fold = np.array([folds.get(int(b), -1) for b in block_ids], dtype=np.int8)
     fold[split == TEST] = -1
     meta = pd.DataFrame(
         {
-            "label": flat_labels[chosen].astype(np.uint8),
+            "label": chosen["label"].to_numpy().astype(np.uint8),
             "x": np.asarray(features["x"].values, dtype=np.float64)[cols],
             "y": np.asarray(features["y"].values, dtype=np.float64)[rows],
             "row": rows.astype(np.int32),
@@ -336,8 +379,8 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
             "block": block_ids.astype(np.int32),
             "fold": fold,
             "split": split.astype(str),
-            "edge": ~core[keep_index],
-            "parcel": flat_parcels[chosen].astype(np.int32),
+            "edge": ~chosen["core"].to_numpy(dtype=bool),
+            "parcel": parcel.astype(np.int32),
         }
     )
     table = pd.concat([pd.DataFrame(values, columns=columns), meta], axis=1)
@@ -353,9 +396,270 @@ def sample_pixels(  # noqa: PLR0913, PLR0915
         "Sampled %d pixels (%d train, %d validation, %d test) from %d labelled pixels in %d "
         "blocks (%d validation, %d test blocks).",
         len(table), counts.get(TRAIN, 0), counts.get(VALIDATION, 0), counts.get(TEST, 0),
-        labelled.size, len(block_counts), len(validation_blocks), len(test_blocks),
+        n_labelled, len(block_counts), len(validation_blocks), len(test_blocks),
     )  # fmt: skip
     return table
+
+
+#: (y, x) chunk side used when neither the features nor the labels are dask arrays.
+DEFAULT_CHUNK = 1024
+
+
+def _spatial_chunks(features: xr.DataArray, labels: Any) -> tuple[tuple[int, ...], ...]:
+    """The (y, x) chunks the sampling works in: the features cube's, else the labels'."""
+    shape = (features.sizes["y"], features.sizes["x"])
+    if isinstance(features.data, da.Array):
+        return features.data.chunks[2:]
+    if isinstance(labels, da.Array):
+        return labels.chunks
+    return da.core.normalize_chunks(DEFAULT_CHUNK, shape)
+
+
+class _Rasters:
+    """The label and parcel rasters as dask arrays in the sampling chunks, and the per-chunk
+    rasters made from them: each pixel's spatial unit and held-out flag, the candidates."""
+
+    def __init__(self, labels, parcels, chunks, width: int, block_size: int) -> None:
+        self.labels = _chunked(labels, chunks)
+        self.parcels = (
+            da.zeros(self.labels.shape, dtype=np.int32, chunks=chunks)
+            if parcels is None
+            else _chunked(parcels, chunks)
+        )
+        self.n_block_cols = -(-width // block_size)
+        self.block_size = block_size
+        self.held = None
+
+    def geometric_blocks(self, location) -> np.ndarray:
+        (y0, y1), (x0, x1) = location
+        rows = np.arange(y0, y1, dtype=np.int64)[:, None] // self.block_size
+        cols = np.arange(x0, x1, dtype=np.int64)[None, :] // self.block_size
+        return rows * self.n_block_cols + cols
+
+    def set_units(self, majority: pd.Series, held_units=None, held_parcels=None) -> None:
+        """Each parcel's unit (``majority``) and what is held out: whole units, or parcels
+        (``held_parcels[n - 1]`` for parcel ``n``)."""
+        size = int(majority.index.max()) + 1 if len(majority) else 1
+        self._unit_of_parcel = np.full(size, -1, dtype=np.int64)
+        self._unit_of_parcel[majority.index.to_numpy()] = majority.to_numpy()
+        self._held_units = None if held_units is None else np.array(sorted(held_units))
+        self._held_parcels = None
+        if held_parcels is not None:
+            self._held_parcels = np.concatenate([[False], np.asarray(held_parcels, bool)])
+
+    def _held_block(self, labels, parcels, block_info=None) -> np.ndarray:
+        labelled = labels != NO_DATA
+        if self._held_parcels is not None:
+            return labelled & self._held_parcels[np.where(labelled, parcels, 0)]
+        inside = labelled & (parcels > 0)
+        units = np.where(
+            inside,
+            self._unit_of_parcel[np.where(inside, parcels, 0)],
+            self.geometric_blocks(block_info[0]["array-location"]),
+        )
+        return labelled & np.isin(units, self._held_units)
+
+    def candidates(self, radius: int) -> da.Array:
+        """A lazy uint8 raster: 0 unlabelled or not a candidate, 1 candidate whose label
+        survives erosion (core), 2 candidate on an edge (held out only), 3 labelled, not a
+        candidate but core (kept for the counts of the erosion warning)."""
+        held = da.map_blocks(
+            self._held_block, self.labels, self.parcels, dtype=bool, name=_name("held")
+        )
+        core = erode_labels(self.labels, radius) != NO_DATA
+        near_held = held
+        if radius > 0:
+            near_held = da.map_overlap(
+                _dilate, held, depth=radius, boundary="none", dtype=bool, radius=radius
+            )
+            if near_held.chunks != held.chunks:
+                near_held = near_held.rechunk(held.chunks)
+        return da.map_blocks(
+            _classify, self.labels, held, core, near_held, dtype=np.uint8, name=_name("candidates")
+        )
+
+
+def _chunked(raster, chunks) -> da.Array:
+    if isinstance(raster, xr.DataArray):
+        raster = raster.data
+    if not isinstance(raster, da.Array):
+        return da.from_array(np.asarray(raster), chunks=chunks)
+    return raster if raster.chunks == tuple(chunks) else raster.rechunk(chunks)
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    return ndimage.binary_dilation(mask, structure=disk(radius))
+
+
+def _classify(labels, held, core, near_held) -> np.ndarray:
+    labelled = labels != NO_DATA
+    candidate = labelled & (held | (core & ~near_held))
+    out = np.zeros(labels.shape, np.uint8)
+    out[candidate & core] = 1
+    out[candidate & ~core] = 2
+    out[labelled & ~candidate & core] = 3
+    return out
+
+
+def _chunk_results(function, *arrays: da.Array) -> np.ndarray:
+    """``function(*blocks, location, chunk index)`` on every chunk of ``arrays`` (same
+    chunks), computed together: a (chunk rows, chunk cols) object array of the results."""
+
+    def one(*blocks, block_info=None):
+        out = np.empty((1, 1), dtype=object)
+        info = block_info[0]
+        out[0, 0] = function(*blocks, info["array-location"], tuple(info["chunk-location"]))
+        return out
+
+    ones = tuple((1,) * n for n in arrays[0].numblocks)
+    return da.map_blocks(
+        one,
+        *arrays,
+        dtype=object,
+        chunks=ones,
+        meta=np.empty((0, 0), dtype=object),
+        name=_name("per-chunk"),
+    ).compute()
+
+
+def _name(prefix: str) -> str:
+    """A unique dask key prefix: spares dask hashing (pickling) the closures it would name."""
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def _pair_counts(raster: _Rasters) -> pd.DataFrame:
+    """Labelled pixels per (parcel, geometric block), with the row-major position of the
+    first one, reduced over the chunks: a table of parcels and blocks, not of pixels."""
+
+    def count(labels, parcels, location, _index) -> pd.DataFrame:
+        r, c = np.nonzero(labels != NO_DATA)
+        if r.size == 0:
+            return None
+        (y0, _), (x0, _) = location
+        width = raster.n_block_cols * raster.block_size  # any stride >= the width orders
+        blocks = raster.geometric_blocks(location)[r, c]
+        keys = np.stack([parcels[r, c].astype(np.int64), blocks])
+        pairs, first, n = np.unique(keys, axis=1, return_index=True, return_counts=True)
+        position = (r[first] + y0).astype(np.int64) * width + (c[first] + x0)
+        return pd.DataFrame({"parcel": pairs[0], "block": pairs[1], "n": n, "first": position})
+
+    parts = [
+        p for p in _chunk_results(count, raster.labels, raster.parcels).ravel() if p is not None
+    ]
+    if not parts:
+        return pd.DataFrame({"parcel": [], "block": [], "n": [], "first": []}, dtype=np.int64)
+    table = pd.concat(parts, ignore_index=True)
+    return table.groupby(["parcel", "block"], as_index=False).agg(
+        n=("n", "sum"), first=("first", "min")
+    )
+
+
+def _majority_blocks(pairs: pd.DataFrame) -> pd.Series:
+    """The block of each parcel (index): the one holding most of its pixels; on a tie, the
+    one holding its first pixel (row-major) among the tied blocks."""
+    inside = pairs[pairs["parcel"] > 0].sort_values(
+        ["n", "first"], ascending=[False, True], kind="stable"
+    )
+    majority = inside.drop_duplicates("parcel").set_index("parcel")["block"].sort_index()
+    return majority.astype(np.int64)
+
+
+def _count_candidates(labels, classes, _location, _index) -> pd.DataFrame | None:
+    """Per class of one chunk: labelled, core (labelled and not eroded) and candidate pixels."""
+    labelled = labels != NO_DATA
+    if not labelled.any():
+        return None
+    values = labels[labelled].astype(np.int64)
+    kind = classes[labelled]
+    ids, inverse = np.unique(values, return_inverse=True)
+    n = len(ids)
+    return pd.DataFrame(
+        {
+            "chunk_y": _index[0],
+            "chunk_x": _index[1],
+            "label": ids,
+            "labelled": np.bincount(inverse, minlength=n),
+            "core": np.bincount(inverse, weights=(kind == 1) | (kind == 3), minlength=n),
+            "candidates": np.bincount(inverse, weights=kind > 0, minlength=n),
+        }
+    ).astype({"core": np.int64, "candidates": np.int64})
+
+
+def _deal_to_chunks(
+    table: pd.DataFrame, wanted: pd.Series, rng: np.random.Generator
+) -> dict[tuple[int, int], dict[int, int]]:
+    """Each class's number dealt to the chunks holding its candidates (row-major chunk order,
+    multivariate hypergeometric): {(chunk row, chunk col): {class id: number}}."""
+    quotas: dict[tuple[int, int], dict[int, int]] = {}
+    table = table[table["candidates"] > 0].sort_values(["label", "chunk_y", "chunk_x"])
+    for label, cells in table.groupby("label", sort=True):
+        n = int(wanted.get(label, 0))
+        if n <= 0:
+            continue
+        dealt = hypergeometric(cells["candidates"].to_numpy(), n, rng)
+        for y, x, k in zip(cells["chunk_y"], cells["chunk_x"], dealt, strict=True):
+            if k:
+                quotas.setdefault((int(y), int(x)), {})[int(label)] = int(k)
+    return quotas
+
+
+def _draw_frame(**columns) -> pd.DataFrame:
+    empty = {"row": np.int64, "col": np.int64, "label": np.int64, "parcel": np.int64}
+    data = {k: columns.get(k, np.zeros(0, t)) for k, t in empty.items()}
+    data["core"] = columns.get("core", np.zeros(0, bool))
+    return pd.DataFrame(data)
+
+
+def _draw(labels, parcels, classes, location, index, *, quotas, seed) -> pd.DataFrame | None:
+    """The pixels drawn in one chunk: its numbers per class, uniformly among the class's
+    candidates, with a generator seeded by (seed, chunk index) alone."""
+    wanted = quotas.get(index)
+    if not wanted:
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=index))
+    flat_labels, flat_classes = labels.reshape(-1), classes.reshape(-1)
+    picks = []
+    for label, n in sorted(wanted.items()):
+        members = np.flatnonzero((flat_labels == label) & (flat_classes > 0) & (flat_classes < 3))
+        picks.append(rng.choice(members, size=n, replace=False) if n < members.size else members)
+    chosen = np.sort(np.concatenate(picks))
+    r, c = np.divmod(chosen, labels.shape[1])
+    (y0, _), (x0, _) = location
+    return _draw_frame(
+        row=r + y0,
+        col=c + x0,
+        label=flat_labels[chosen].astype(np.int64),
+        parcel=parcels.reshape(-1)[chosen].astype(np.int64),
+        core=flat_classes[chosen] == 1,
+    )
+
+
+def _read_pixels(features: xr.DataArray, rows: np.ndarray, cols: np.ndarray, chunks) -> np.ndarray:
+    """(pixels, time, feature) values at (rows, cols) of a (time, feature, y, x) cube, read
+    one spatial chunk at a time (only the chunks holding chosen pixels)."""
+    shape = (len(rows), features.sizes["time"], features.sizes["feature"])
+    data = features.data
+    if not isinstance(data, da.Array):
+        return np.asarray(data[:, :, rows, cols]).transpose(2, 0, 1).reshape(shape)
+    y_edges = np.cumsum((0, *chunks[0]))
+    x_edges = np.cumsum((0, *chunks[1]))
+    chunk_y = np.searchsorted(y_edges, rows, side="right") - 1
+    chunk_x = np.searchsorted(x_edges, cols, side="right") - 1
+    tasks, where = [], []
+    for cy, cx in sorted(set(zip(chunk_y.tolist(), chunk_x.tolist(), strict=True))):
+        inside = np.flatnonzero((chunk_y == cy) & (chunk_x == cx))
+        y0, y1, x0, x1 = y_edges[cy], y_edges[cy + 1], x_edges[cx], x_edges[cx + 1]
+        block = data[:, :, y0:y1, x0:x1]
+        tasks.append(dask.delayed(_pick)(block, rows[inside] - y0, cols[inside] - x0))
+        where.append(inside)
+    out = np.empty(shape, dtype=data.dtype)
+    for inside, values in zip(where, dask.compute(*tasks), strict=True):
+        out[inside] = values
+    return out
+
+
+def _pick(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    return np.asarray(block[:, :, rows, cols]).transpose(2, 0, 1)
 
 
 def check_user_split(reference: pd.DataFrame, column: str) -> np.ndarray:
@@ -393,13 +697,12 @@ def _user_split(parcels: np.ndarray, parcel_splits: np.ndarray) -> np.ndarray:
     return np.asarray(parcel_splits, dtype=object)[parcels - 1]
 
 
-def _check_block_size(parcels: np.ndarray, blocks: np.ndarray, block_size: int) -> None:
+def _log_crossing_parcels(pairs: pd.DataFrame, block_size: int) -> None:
     """Log how many parcels cross a block edge; warn when it is most of them."""
-    pairs = pd.DataFrame({"parcel": parcels, "block": blocks})
-    pairs = pairs[pairs["parcel"] > 0]
-    if pairs.empty:
+    inside = pairs[pairs["parcel"] > 0]
+    if inside.empty:
         return
-    blocks_per_parcel = pairs.drop_duplicates().groupby("parcel").size()
+    blocks_per_parcel = inside.groupby("parcel").size()
     share = float((blocks_per_parcel > 1).mean())
     level = logging.WARNING if share > MAX_CROSSING_SHARE else logging.INFO
     log.log(
@@ -412,10 +715,9 @@ def _check_block_size(parcels: np.ndarray, blocks: np.ndarray, block_size: int) 
     )  # fmt: skip
 
 
-def _warn_eroded_classes(labels: np.ndarray, core: np.ndarray, radius: int) -> None:
-    before = pd.Series(labels).value_counts()
-    after = pd.Series(labels[core]).value_counts()
-    gone = {int(c): int(n) for c, n in before.items() if after.get(c, 0) == 0}
+def _warn_eroded_classes(per_class: pd.DataFrame, radius: int) -> None:
+    """``per_class``: labelled and core (not eroded) pixels per class id (index)."""
+    gone = {int(c): int(n) for c, n in per_class["labelled"].items() if per_class["core"][c] == 0}
     if gone and radius > 0:
         log.warning(
             "Erosion of %d px removes every training pixel of class(es) %s (class id: labelled "

@@ -219,8 +219,11 @@ class _Patch:
                     "(older pickled features are not read: re-save the patch with eo-learn >= 1)."
                 )
             try:
-                with _open(file) as stream:
-                    array = np.load(stream, allow_pickle=False)
+                if file.name.endswith(".npy"):  # mapped, not read: frames are read as needed
+                    array = np.load(file, mmap_mode="r", allow_pickle=False)
+                else:
+                    with _open(file) as stream:
+                        array = np.load(stream, allow_pickle=False)
             except (ValueError, OSError, EOFError) as err:
                 raise EOPatchError(f"{file} cannot be read as a numpy array: {err}") from None
             ndim = 4 if kind in ("data", "mask") else 3
@@ -458,25 +461,41 @@ def _read_bands(
             + (f" Unknown: {unknown}." if unknown else "")
         )
     order = sorted(range(channels), key=lambda i: S2_BANDS.index(band_names[i]))
-    values = np.moveaxis(array[keep][..., order], -1, 1)  # (time, band, y, x)
-    return [band_names[i] for i in order], to_dn(values)
+    frames = np.arange(array.shape[0])[keep]  # keep: a mask or indices
+    scale = _dn_scale(array, frames)
+    # one frame at a time, into the uint16 cube: memory is the cube plus one float frame
+    out = np.empty((len(frames), channels, *array.shape[1:3]), np.uint16)
+    for i, frame in enumerate(frames):
+        out[i] = to_dn(np.moveaxis(array[frame][..., order], -1, 0), scale)
+    return [band_names[i] for i in order], out
 
 
-def to_dn(values: np.ndarray) -> np.ndarray:
+def _dn_scale(array: np.ndarray, frames: np.ndarray) -> float:
+    """DN per unit of the band values: 10000 for reflectance; 1 for integers, and for floats
+    above 6.5535, which cannot be reflectance (x 10000 would overflow the DN range) and so
+    hold DN already (e.g. bands interpolated as float)."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return 1.0
+    top = np.iinfo(np.uint16).max / _DN
+    for frame in frames:
+        values = np.asarray(array[frame])
+        if (values[np.isfinite(values)] > top).any():
+            log.info("EOPatch bands are floats above %.4g: read as DN, not reflectance", top)
+            return 1.0
+    return _DN
+
+
+def to_dn(values: np.ndarray, scale: float | None = None) -> np.ndarray:
     """L1C digital numbers (uint16, 0 = no data) of eo-learn band values: floats are
-    reflectance (x 10000, rounded), integers are DN already; NaN and negatives become 0.
-
-    Floats above 6.5535 cannot be reflectance (x 10000 would overflow the DN range), so a
-    float feature reaching past that holds DN already (e.g. bands interpolated as float) and
-    is only rounded."""
+    reflectance (x 10000, rounded) unless ``scale`` says otherwise (None: decided from the
+    values, see :func:`_dn_scale`), integers are DN already; NaN and negatives become 0."""
     top = np.iinfo(np.uint16).max
     if not np.issubdtype(values.dtype, np.floating):
         return np.clip(values, 0, top).astype(np.uint16)
-    finite = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    scale = 1.0 if finite.size and finite.max() > top / _DN else _DN
-    if scale == 1.0:
-        log.info("EOPatch bands are floats above %.4g: read as DN, not reflectance", top / _DN)
-    return np.clip(np.rint(finite * scale), 0, top).astype(np.uint16)
+    if scale is None:
+        scale = _dn_scale(values[np.newaxis], np.array([0]))
+    finite = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.clip(np.rint(finite * np.float32(scale)), 0, top).astype(np.uint16)
 
 
 def _cloud_prob(values: np.ndarray) -> np.ndarray:
@@ -493,11 +512,11 @@ def _apply_no_data(layers: dict[str, np.ndarray], feature_names: list[str]) -> N
         if "bands" in layers:
             return  # the DN-0 rule of perceptive.eo.valid_data decides
         layers["is_data"] = np.logical_and.reduce([np.isfinite(layers[n]) for n in feature_names])
-    is_data = layers["is_data"]
+    no_data = ~layers["is_data"]
     if "bands" in layers:
-        layers["bands"] = np.where(is_data[:, None], layers["bands"], np.uint16(0))
+        layers["bands"] *= ~no_data[:, None]  # in place: no copy of the cube
     for name in feature_names:
-        layers[name] = np.where(is_data, layers[name], np.float32(np.nan))
+        layers[name][no_data] = np.nan
 
 
 def _observation_rank(layers: dict[str, np.ndarray]) -> np.ndarray:

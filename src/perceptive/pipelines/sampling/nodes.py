@@ -27,11 +27,20 @@ log = logging.getLogger(__name__)
 def rasterize_reference(
     features_cube: xr.Dataset, reference_labels: gpd.GeoDataFrame, legend: list[dict] | None
 ) -> xr.DataArray:
-    """Burn the reference polygons onto the cube's grid: one class id per pixel, 0 = unlabelled."""
+    """Burn the reference polygons onto the cube's grid: one class id per pixel, 0 = unlabelled.
+
+    Lazy, in the cube's (y, x) chunks: each chunk burns only the polygons meeting it, when it
+    is computed (saved chunk by chunk, or read by the sampling)."""
     validate_features_cube(features_cube)
     grid = grid_of(features_cube)
     classes = legend_from_config(legend)
-    labels = rasterize_labels(reference_labels, grid, class_column="class_id", legend=classes)
+    labels = rasterize_labels(
+        reference_labels,
+        grid,
+        class_column="class_id",
+        legend=classes,
+        chunks=_yx_chunks(features_cube),
+    )
     raster = xr.DataArray(labels, dims=("y", "x"), attrs=map_attrs(classes))
     return attach_grid(raster, grid)
 
@@ -49,13 +58,16 @@ def sample_training_pixels(
     from it; on the demo source it also carries each pixel's true class (``true_label``), so
     label noise can be measured."""
     validate_features_cube(features_cube)
-    parcels = rasterize_parcels(reference_labels, grid_of(features_cube))
+    chunks = _yx_chunks(features_cube)
+    parcels = rasterize_parcels(reference_labels, grid_of(features_cube), chunks=chunks)
+    labels = label_raster.transpose("y", "x")
+    labels = labels.data if chunks is None else labels.chunk({"y": chunks[0], "x": chunks[1]}).data
     parcel_splits = None
     if sampling.split_column is not None:
         parcel_splits = check_user_split(reference_labels, sampling.split_column)
     samples = sample_pixels(
         features_cube["features"],
-        label_raster.values,
+        labels,
         n_samples=sampling.n_samples,
         block_size=sampling.block_size,
         validation_fraction=sampling.validation_fraction,
@@ -76,3 +88,11 @@ def sample_training_pixels(
     summary = samples_summary(samples, class_names(classes))
     log.info("Samples per class and split:\n%s", summary.to_string(index=False))
     return samples, summary
+
+
+def _yx_chunks(features_cube: xr.Dataset) -> tuple[tuple[int, ...], ...] | None:
+    """The (y, x) chunks of the features (None when they are in memory)."""
+    features = features_cube["features"]
+    if features.chunks is None:
+        return None
+    return features.chunksizes["y"], features.chunksizes["x"]
