@@ -18,13 +18,13 @@ VERSIONED = {
     "01_raw": ["aoi_tiles.gpkg", "reference_labels.gpkg"],
     "02_intermediate": ["l1c_cube.zarr"],
     "03_primary": ["masks_cube.zarr"],
-    "04_feature": ["features_cube.zarr"],
+    "04_feature": ["features_cube.zarr", "valid_count.tif"],
     "05_model_input": ["label_raster.tif", "samples.parquet"],
     "06_models": ["model.pkl"],
     "07_model_output": ["lulc_map.tif", "confidence.tif"],
     "08_reporting": ["validation_metrics.json", "confusion_matrix.png", "class_areas.csv",
                      "lulc_map.png", "samples_summary.csv", "feature_importance.csv",
-                     "feature_importance.png"],
+                     "feature_importance.png", "valid_count.png", "true_colour.png"],
 }  # fmt: skip
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -99,3 +103,31 @@ def test_prune_keeps_every_version_a_kept_run_used(workflow, tmp_path):
     assert not (data_root / "06_models" / "model.pkl" / first).exists()
     assert not (data_root / "runs" / f"{first}.json").exists()
     assert record_of(data_root, second)["outcome"] == "finished"
+
+
+def test_unfinished_saves_of_a_killed_run_are_swept_by_the_next(tmp_path):
+    from perceptive.leftovers import sweep_partials
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    host = socket.gethostname()
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    killed, live = "2026-01-01T00.00.00.000Z", "2026-01-02T00.00.00.000Z"
+    for version, pid in ((killed, int(dead.stdout)), (live, os.getpid())):
+        record = {"save_version": version, "outcome": "running",
+                  "process": {"host": host, "pid": pid}}  # fmt: skip
+        (runs_dir / f"{version}.json").write_text(json.dumps(record))
+    samples = tmp_path / "05_model_input" / "samples.parquet"
+    for version in (killed, live):
+        (samples / version).mkdir(parents=True)
+        (samples / version / ".partial-1234abcd-samples.parquet").write_bytes(b"PAR1 half")
+    cube = tmp_path / "04_feature" / "features_cube.zarr" / killed
+    (cube / ".partial-5678abcd-features_cube.zarr" / "features").mkdir(parents=True)
+    (cube / "features_cube.zarr").mkdir()  # a finished save of the same version stays
+
+    removed = sweep_partials(tmp_path)
+    assert len(removed) == 2
+    assert not (samples / killed).exists()  # only a partial was there: the folder goes too
+    assert (samples / live / ".partial-1234abcd-samples.parquet").exists()  # still writing
+    assert sorted(p.name for p in cube.iterdir()) == ["features_cube.zarr"]

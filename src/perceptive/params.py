@@ -148,6 +148,7 @@ class FeatureEngineeringParameters(Params):
     features: Annotated[list[str], AfterValidator(check_feature_names)]
     date_grid: DateGrid
     interpolation: InterpolationSpec
+    quicklook_date: dt.date | None
 
 
 # --------------------------------------------------------------------------- sampling

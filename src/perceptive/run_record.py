@@ -12,7 +12,9 @@ import datetime as dt
 import importlib.metadata
 import json
 import logging
+import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +34,7 @@ from kedro.pipeline.node import Node
 from mlflow.entities import Metric, RunTag
 
 from perceptive import provenance
+from perceptive.leftovers import sweep_partials
 from perceptive.provenance import jsonable, write_json_atomic
 from perceptive.sources import DEMO_MARK, is_demo
 
@@ -190,8 +193,11 @@ class _Run:
             "mlflow": None,
             # true when any data of this run came from the synthetic demo source
             DEMO_MARK: _demo_source(catalog),
+            # which process writes it: the next run can tell a killed run from a live one
+            "process": {"host": socket.gethostname(), "pid": os.getpid()},
         }
         self._claim_version()
+        sweep_partials(self.data_root)
 
     def _claim_version(self) -> None:
         """Take this run's version for good, so no two runs ever share one: Kedro stamps

@@ -206,6 +206,24 @@ def test_reference_class_column_that_the_file_lacks_is_named(own_labels):
 # --------------------------------------------------------------------------- feature_engineering
 
 
+def test_quicklooks_show_the_valid_count_and_the_chosen_date(upstream):
+    quicklooks = feature_engineering().only_nodes("make_quicklooks")
+    inputs = {k: upstream[k] for k in ("l1c_cube", "masks_cube", "features_cube")}
+    fraction = upstream["masks_cube"]["valid_fraction"].to_series()
+    titles = {}
+    for date in (None, "2017-06-15"):
+        out = run(quicklooks, inputs, quicklook_date=date)
+        np.testing.assert_array_equal(
+            out["valid_count_map"].values, upstream["features_cube"]["valid_count"].values
+        )
+        titles[date] = out["true_colour_plot"].axes[0].get_title()
+    clearest = fraction.idxmax()  # worked out here from the masks
+    near = fraction[(fraction.index - pd.Timestamp("2017-06-15")).days.map(abs) <= 5]
+    assert str(clearest.date()) in titles[None]
+    assert str(near.idxmax().date()) in titles["2017-06-15"]
+    assert titles[None] != titles["2017-06-15"]
+
+
 def test_date_grid_step_days_sets_the_feature_dates(upstream):
     inputs = {"l1c_cube": upstream["l1c_cube"]}
     dates = {}

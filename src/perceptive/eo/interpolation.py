@@ -9,16 +9,34 @@ resampled onto a fixed grid (every 16 days by default). Methods (:data:`METHODS`
   (numpy.interp's rule, the default) and ``edges: nan`` gives NaN (eo-learn's
   LinearInterpolationTask rule);
 - ``nearest``: the valid observation closest in time (the earlier one on a tie);
-- ``previous``: the last valid observation at or before the date, NaN before the first.
+- ``previous``: the last valid observation at or before the date, NaN before the first;
+- ``cubic``: the not-a-knot cubic spline through the valid observations (the default of
+  ``scipy.interpolate.CubicSpline``, which reproduces cubic polynomials; not the natural
+  spline), linear when a pixel has fewer than 4 of them; ``edges`` as for ``linear`` (the
+  spline is never extrapolated);
+- ``whittaker``: the Whittaker smoother (Eilers 2003, "A perfect smoother"): per pixel, the
+  daily series z minimising ``sum(w (y - z)^2) + lmbda * sum((Delta^d z)^2)`` over the days
+  from its first to its last valid observation, w = 1 on a day with a valid observation
+  (an observation counts on its UTC calendar day; two on one day count twice, at their mean)
+  and 0 elsewhere, then read at the dates (linear between days). Options ``lmbda`` (> 0,
+  default 10: larger is smoother; tends to the observations as it goes to 0 and, with d = 2,
+  to their least-squares straight line as it grows), ``d`` (difference order, 1 to 4, default
+  2; a pixel with fewer days of valid observations than ``d`` uses their number), ``edges``:
+  ``hold`` keeps the smoothed value of the first / last valid day, ``nan`` gives NaN. The
+  banded system (W + lmbda D'D) z = W y is solved per pixel by a banded Cholesky
+  factorisation (the algorithm of ``scipy.linalg.solveh_banded``), compiled with numba.
 
-A pixel without any valid observation is NaN whatever the method.
+A pixel without any valid observation is NaN whatever the method, never a made-up value: the
+feature_engineering pipeline flags it with ``valid_count`` 0.
 
-One forward and one backward sweep over the time steps (compiled with numba, pixels in the
-inner loop, no temporary bigger than a feature's targets) carry, per pixel, the most recent
-valid value and its day; at each target date they give the last valid observation at or
-before it and the first at or after it, which the method combines (times in float64 days,
-values in float32).
-It runs per spatial chunk through ``dask`` so memory is bounded by a few chunks, never the AOI.
+``linear``, ``nearest`` and ``previous``: one forward and one backward sweep over the time
+steps (compiled with numba, pixels in the inner loop, no temporary bigger than a feature's
+targets) carry, per pixel, the most recent valid value and its day; at each target date they
+give the last valid observation at or before it and the first at or after it, which the
+method combines (times in float64 days, values in float32). ``cubic`` and ``whittaker`` take
+each pixel's series in turn (compiled with numba, in buffers of one series, float64 inside,
+float32 out). Everything runs per spatial chunk through ``dask`` so memory is bounded by a
+few chunks, never the AOI.
 
 The link: a method is a numpy kernel over one block, registered in :data:`METHODS`;
 :func:`interpolate` does the xarray / dask plumbing (chunking, coordinates) for every method.
@@ -28,13 +46,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import dask.array as da
 import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
+from pydantic import Field
 
 from perceptive.eo.links import Registry
 
@@ -121,18 +140,192 @@ def _resample(values, valid, obs_days, target_days, rule, out):
 
 def _kernel(data, valid, obs_days, target_days, rule) -> np.ndarray:
     """Run ``_resample`` with ``rule`` on one block (pixels flattened), targets in any order."""
+    return _per_block(_resample, data, valid, obs_days, target_days, rule)
+
+
+def _per_block(sweep, data, valid, obs_days, target_days, *args) -> np.ndarray:
+    """``sweep(values (T, F, P), valid (T, 1 or F, P), obs_days, sorted targets, *args, out)``
+    on one block (pixels flattened, targets sorted for it and put back in their order)."""
     n_obs, n_feat, *space = data.shape
     out = np.full((target_days.size, n_feat, int(np.prod(space))), np.nan, np.float32)
     if n_obs:
         order = np.argsort(target_days, kind="stable")
-        ordered = np.empty_like(out)
-        _resample(
+        ordered = np.full_like(out, np.nan)
+        sweep(
             data.reshape(n_obs, n_feat, -1), valid.reshape(n_obs, valid.shape[1], -1),
             np.asarray(obs_days, np.float64), np.asarray(target_days[order], np.float64),
-            rule, ordered,
+            *args, ordered,
         )  # fmt: skip
         out[order] = ordered
     return out.reshape(target_days.size, n_feat, *space)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather(values, valid, f, p, obs_days, x, y):
+    """Pixel ``p``'s valid observations of feature ``f`` into x (days) and y; their number."""
+    vf = min(f, valid.shape[1] - 1)
+    n = 0
+    for i in range(values.shape[0]):
+        v = values[i, f, p]
+        if valid[i, vf, p] and not np.isnan(v):
+            x[n] = obs_days[i]
+            y[n] = v
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _linear_series(x, y, n, targets, hold, out, f, p):
+    """Linear interpolation of one series (n >= 1 points, x increasing) at sorted targets."""
+    j = 0
+    for m in range(targets.size):
+        t = targets[m]
+        if t < x[0] or t > x[n - 1]:
+            if hold:
+                out[m, f, p] = y[0] if t < x[0] else y[n - 1]
+            continue
+        if n == 1:
+            out[m, f, p] = y[0]
+            continue
+        while j < n - 2 and x[j + 1] < t:
+            j += 1
+        out[m, f, p] = y[j] + (t - x[j]) / (x[j + 1] - x[j]) * (y[j + 1] - y[j])
+
+
+@numba.njit(cache=True, nogil=True)
+def _cubic_sweep(values, valid, obs_days, targets, hold, out):
+    """Per pixel and feature: the not-a-knot cubic spline through the valid observations
+    (scipy's ``CubicSpline`` default), linear with fewer than 4 of them."""
+    n_obs, n_feat, n_pix = values.shape
+    x, y = np.empty(n_obs), np.empty(n_obs)
+    s, diag, upper, rhs = np.empty(n_obs), np.empty(n_obs), np.empty(n_obs), np.empty(n_obs)
+    for f in range(n_feat):
+        for p in range(n_pix):
+            n = _gather(values, valid, f, p, obs_days, x, y)
+            if n == 0:
+                continue
+            if n < 4:
+                _linear_series(x, y, n, targets, hold, out, f, p)
+                continue
+            # The spline's slopes s at the knots solve a tridiagonal system (the rows of
+            # scipy.interpolate.CubicSpline with bc_type="not-a-knot"), by Thomas' algorithm:
+            # its pivots stay positive for increasing x, so no pivoting is needed.
+            for i in range(1, n - 1):
+                dl, dr = x[i] - x[i - 1], x[i + 1] - x[i]
+                sl, sr = (y[i] - y[i - 1]) / dl, (y[i + 1] - y[i]) / dr
+                diag[i] = 2.0 * (dl + dr)
+                upper[i] = dl
+                rhs[i] = 3.0 * (dr * sl + dl * sr)
+            d0, d1 = x[1] - x[0], x[2] - x[1]
+            span = x[2] - x[0]
+            diag[0], upper[0] = d1, span
+            rhs[0] = (d0 + 2.0 * span) * d1 * (y[1] - y[0]) / d0 + d0 * d0 * (y[2] - y[1]) / d1
+            rhs[0] /= span
+            e1, e0 = x[n - 1] - x[n - 2], x[n - 2] - x[n - 3]
+            span = x[n - 1] - x[n - 3]
+            diag[n - 1] = e0
+            rhs[n - 1] = (e1 * e1 * (y[n - 2] - y[n - 3]) / e0 + (2.0 * span + e1) * e0 * (
+                y[n - 1] - y[n - 2]) / e1) / span  # fmt: skip
+            for i in range(1, n):
+                # lower coefficient of row i: x[i+1] - x[i] inside, x[n-1] - x[n-3] last
+                lower = x[i + 1] - x[i] if i < n - 1 else span
+                ratio = lower / diag[i - 1]
+                diag[i] -= ratio * upper[i - 1]
+                rhs[i] -= ratio * rhs[i - 1]
+            s[n - 1] = rhs[n - 1] / diag[n - 1]
+            for i in range(n - 2, -1, -1):
+                s[i] = (rhs[i] - upper[i] * s[i + 1]) / diag[i]
+            j = 0
+            for m in range(targets.size):
+                t = targets[m]
+                if t < x[0] or t > x[n - 1]:
+                    if hold:
+                        out[m, f, p] = y[0] if t < x[0] else y[n - 1]
+                    continue
+                while j < n - 2 and x[j + 1] < t:
+                    j += 1
+                h = x[j + 1] - x[j]
+                u = (t - x[j]) / h
+                out[m, f, p] = (
+                    y[j] * (1.0 + u * u * (2.0 * u - 3.0))
+                    + y[j + 1] * u * u * (3.0 - 2.0 * u)
+                    + h * u * (1.0 - u) * ((1.0 - u) * s[j] - u * s[j + 1])
+                )
+
+
+@numba.njit(cache=True, nogil=True)
+def _whittaker_sweep(values, valid, obs_days, targets, hold, lmbda, order, out):
+    """Per pixel and feature: the Whittaker smoother on the days from the first to the last
+    valid observation's (UTC) day, sampled at the targets by linear interpolation between days.
+    (W + lmbda D'D) z = W y is solved by a banded Cholesky factorisation (as LAPACK's pbsv,
+    which scipy.linalg.solveh_banded calls), per series, in the day buffers below."""
+    n_obs, n_feat, n_pix = values.shape
+    x, y = np.empty(n_obs), np.empty(n_obs)
+    first_day = np.floor(obs_days[0]) if n_obs else 0.0
+    n_days = int(np.floor(obs_days[n_obs - 1]) - first_day) + 1 if n_obs else 0
+    w, z = np.empty(n_days), np.empty(n_days)
+    band = np.empty((n_days, order + 1))  # band[i, k] = A[i, i - k], then L[i, i - k]
+    coef = np.empty(order + 1)
+    for f in range(n_feat):
+        for p in range(n_pix):
+            n = _gather(values, valid, f, p, obs_days, x, y)
+            if n == 0:
+                continue
+            start = np.floor(x[0])
+            size = int(np.floor(x[n - 1]) - start) + 1
+            w[:size] = 0.0
+            z[:size] = 0.0
+            for k in range(n):
+                i = int(np.floor(x[k]) - start)
+                w[i] += 1.0  # two observations on one day: weight 2 at their mean
+                z[i] += y[k]
+            distinct = 0
+            for i in range(size):
+                distinct += w[i] > 0.0
+            # fewer days with observations than the order: the polynomials of that degree
+            # through them would be free, so the order drops to their number
+            d = min(order, distinct)
+            coef[0] = 1.0
+            for k in range(1, d + 1):  # (-1)^(d-k) binomial(d, k): the d-th difference
+                coef[k] = coef[k - 1] * (d - k + 1) / k
+            for k in range(d + 1):
+                if (d - k) % 2:
+                    coef[k] = -coef[k]
+            band[:size, : d + 1] = 0.0
+            for i in range(size):
+                band[i, 0] = w[i]
+            for r in range(size - d):
+                for a in range(d + 1):
+                    for b in range(a, d + 1):
+                        band[r + b, b - a] += lmbda * coef[a] * coef[b]
+            for j in range(size):  # Cholesky, in place (diagonal: 1 / L[j, j])
+                acc = band[j, 0]
+                for k in range(max(0, j - d), j):
+                    acc -= band[j, j - k] ** 2
+                band[j, 0] = 1.0 / np.sqrt(acc)
+                for i in range(j + 1, min(j + d, size - 1) + 1):
+                    acc = band[i, i - j]  # A[i, j], which L[i, j] replaces
+                    for k in range(max(0, i - d), j):
+                        acc -= band[i, i - k] * band[j, j - k]
+                    band[i, i - j] = acc * band[j, 0]
+            for i in range(size):  # L u = W y
+                acc = z[i]
+                for k in range(max(0, i - d), i):
+                    acc -= band[i, i - k] * z[k]
+                z[i] = acc * band[i, 0]
+            for i in range(size - 1, -1, -1):  # L' z = u
+                acc = z[i]
+                for k in range(i + 1, min(i + d, size - 1) + 1):
+                    acc -= band[k, k - i] * z[k]
+                z[i] = acc * band[i, 0]
+            for m in range(targets.size):
+                pos = targets[m] - start
+                if pos < 0.0 or pos > size - 1:
+                    if hold:
+                        out[m, f, p] = z[0] if pos < 0.0 else z[size - 1]
+                    continue
+                i = min(int(pos), size - 2) if size > 1 else 0
+                out[m, f, p] = z[i] + (pos - i) * (z[i + 1] - z[i]) if size > 1 else z[0]
 
 
 def linear(
@@ -163,6 +356,43 @@ def previous(
     return _kernel(data, valid, obs_days, target_days, _PREVIOUS)
 
 
+def cubic(
+    data: np.ndarray,
+    valid: np.ndarray,
+    obs_days: np.ndarray,
+    target_days: np.ndarray,
+    *,
+    edges: Literal["hold", "nan"] = "hold",
+) -> np.ndarray:
+    """Cubic spline kernel: per pixel, the not-a-knot cubic spline through the valid
+    observations (``scipy.interpolate.CubicSpline``'s default), linear with fewer than 4.
+    ``edges``: outside a pixel's valid observations, hold the nearest valid value or give NaN
+    (the spline is never extrapolated)."""
+    return _per_block(_cubic_sweep, data, valid, obs_days, target_days, edges == "hold")
+
+
+def whittaker(
+    data: np.ndarray,
+    valid: np.ndarray,
+    obs_days: np.ndarray,
+    target_days: np.ndarray,
+    *,
+    lmbda: Annotated[float, Field(gt=0)] = 10.0,
+    d: Annotated[int, Field(ge=1, le=4)] = 2,
+    edges: Literal["hold", "nan"] = "hold",
+) -> np.ndarray:
+    """Whittaker smoother kernel (Eilers 2003): per pixel, the daily series z minimising
+    ``sum(w (y - z)^2) + lmbda * sum((Delta^d z)^2)``, weights 1 on the days with a valid
+    observation and 0 elsewhere, sampled at the target days (linear between days).
+    ``lmbda`` sets the smoothing (-> 0: through the observations; large with ``d`` = 2: towards
+    their least-squares line), ``d`` the order of the differences. ``edges``: outside a pixel's
+    first and last valid observation's day, hold the smoothed value there or give NaN."""
+    hold = edges == "hold"
+    return _per_block(
+        _whittaker_sweep, data, valid, obs_days, target_days, hold, float(lmbda), int(d)
+    )
+
+
 #: Interpolation link: ``kernel(data, valid, obs_days, target_days, **options) -> out`` on one
 #: block: data (T, F, ...) float32, valid (T, 1 or F, ...) bool, days as float64, out
 #: (M, F, ...) float32 at the M target days.
@@ -172,6 +402,8 @@ METHODS = Registry(
 METHODS.register("linear", linear)
 METHODS.register("nearest", nearest)
 METHODS.register("previous", previous)
+METHODS.register("cubic", cubic)
+METHODS.register("whittaker", whittaker)
 
 
 def linear_interpolation(

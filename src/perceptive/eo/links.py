@@ -6,7 +6,7 @@ kind has one :class:`Registry`, next to its functions, with one call signature: 
 inputs are the function's positional parameters, its options are the keyword-only ones, with
 their type hints and defaults. So adding an implementation is one function and one line::
 
-    def whittaker(values, valid, obs_days, target_days, *, lam: float = 10.0): ...
+    def whittaker(values, valid, obs_days, target_days, *, lmbda: float = 10.0): ...
     METHODS.register("whittaker", whittaker)
 
 Options are checked against the keyword-only parameters before any work starts (unknown keys

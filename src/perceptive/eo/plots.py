@@ -1,4 +1,5 @@
-"""Figures for the modelling and prediction reports: confusion matrix and land-cover map.
+"""Figures for the reports: data quick-looks (valid observations, true colour), confusion
+matrix and land-cover map.
 
 They build ``matplotlib.figure.Figure`` objects directly (no pyplot state, Agg rendering on
 save), so pipelines can return them to a ``MatplotlibDataset`` and tests run headless.
@@ -141,4 +142,53 @@ def plot_feature_importance(table, title: str = "Feature importance") -> Figure:
     method = table["method"].iloc[0] if len(table) else ""
     ax.set_title(f"{title} ({method})")
     fig.colorbar(image, ax=ax, label="share of total importance")
+    return fig
+
+
+def _subsampled(data: xr.DataArray) -> tuple[xr.DataArray, tuple[float, float, float, float]]:
+    """``data`` thinned to at most :data:`MAX_PLOT_PIXELS` per side, and its map extent."""
+    step = max(1, int(np.ceil(max(data.sizes["y"], data.sizes["x"]) / MAX_PLOT_PIXELS)))
+    x, y = np.asarray(data["x"].values), np.asarray(data["y"].values)
+    dx = float(x[1] - x[0]) if x.size > 1 else 1.0
+    dy = float(y[0] - y[1]) if y.size > 1 else dx
+    extent = (x[0] - dx / 2, x[-1] + dx / 2, y[-1] - dy / 2, y[0] + dy / 2)
+    return data.isel(y=slice(None, None, step), x=slice(None, None, step)), extent
+
+
+def _map_axes(fig: Figure, data: xr.DataArray, title: str):
+    ax = fig.add_subplot()
+    crs = getattr(data.rio, "crs", None) if hasattr(data, "rio") else None
+    unit = f" [{crs.to_string()}]" if crs is not None else ""
+    ax.set_xlabel(f"x{unit}")
+    ax.set_ylabel(f"y{unit}")
+    ax.ticklabel_format(style="plain", useOffset=False)
+    ax.set_title(title)
+    return ax
+
+
+def plot_valid_count(valid_count: xr.DataArray, title: str = "Valid observations") -> Figure:
+    """How many valid (data, cloud-free) observations each pixel has over the year, with a
+    colour bar: where it is low, the pixel's features rest on little and its class is a guess."""
+    small, extent = _subsampled(valid_count)
+    fig = Figure(figsize=(8, 7), layout="constrained")
+    ax = _map_axes(fig, valid_count, title)
+    image = ax.imshow(np.asarray(small.values), cmap="viridis", extent=extent,
+                      interpolation="nearest", vmin=0)  # fmt: skip
+    fig.colorbar(image, ax=ax, label="valid observations per pixel", shrink=0.8)
+    _add_scale_bar(ax, extent[1] - extent[0])
+    return fig
+
+
+def plot_true_colour(l1c: xr.Dataset, time, title: str = "True colour") -> Figure:
+    """B04/B03/B02 of one acquisition as a true-colour picture (TOA reflectance x 3.5, the
+    usual stretch for Sentinel-2 quick-looks, clipped to 1); no data is white."""
+    frame = l1c["bands"].sel(time=time, band=["B04", "B03", "B02"])
+    small, extent = _subsampled(frame)
+    dn = np.moveaxis(np.asarray(small.values), 0, -1).astype(np.float32)
+    rgb = np.clip(dn / 10000 * 3.5, 0, 1)
+    rgb[(dn == 0).any(axis=-1)] = 1.0
+    fig = Figure(figsize=(8, 7), layout="constrained")
+    ax = _map_axes(fig, frame, f"{title}, {str(np.datetime64(time, 'm')).replace('T', ' ')} UTC")
+    ax.imshow(rgb, extent=extent, interpolation="nearest")
+    _add_scale_bar(ax, extent[1] - extent[0])
     return fig

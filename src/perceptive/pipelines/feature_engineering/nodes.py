@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 import xarray as xr
+from matplotlib.figure import Figure
 
 from perceptive.eo import cloud_masking as clouds
 from perceptive.eo import shadows
@@ -13,6 +15,7 @@ from perceptive.eo.cube import time_interval_of, validate_l1c_cube, validate_mas
 from perceptive.eo.indices import feature_stack
 from perceptive.eo.interpolation import date_grid as make_date_grid
 from perceptive.eo.interpolation import interpolate
+from perceptive.eo.plots import plot_true_colour, plot_valid_count
 from perceptive.eo.valid_data import (
     MIN_FRAMES,
     data_mask,
@@ -22,6 +25,7 @@ from perceptive.eo.valid_data import (
     valid_mask,
 )
 from perceptive.params import DateGrid
+from perceptive.sources import DEMO_MARK, is_demo
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +105,23 @@ def compute_features(
         },
     )
     return out.rio.write_crs(l1c_cube.rio.crs)
+
+
+def make_quicklooks(
+    l1c_cube: xr.Dataset, masks_cube: xr.Dataset, features_cube: xr.Dataset, quicklook_date
+) -> tuple[xr.DataArray, Figure, Figure]:
+    """See the data before trusting a map: the valid-observation count per pixel (a GeoTIFF
+    and a picture with a colour bar) and a true-colour picture of one acquisition: the
+    clearest one, or the clearest of those nearest ``quicklook_date`` when it is given."""
+    count = features_cube["valid_count"]
+    count.attrs = {"long_name": "valid observations per pixel", "units": "count"}
+    if is_demo(features_cube):
+        count.attrs[DEMO_MARK] = True
+    fraction = masks_cube["valid_fraction"].to_series()
+    if quicklook_date is not None:
+        distance = (fraction.index - pd.Timestamp(quicklook_date)).to_series().abs().dt.days
+        fraction = fraction[distance.to_numpy() <= distance.min() + 5]  # the nearest acquisitions
+    when = fraction.idxmax()
+    log.info("True-colour quick-look of %s (%.0f%% valid)", when, 100 * fraction.max())
+    title = "SYNTHETIC DEMO DATA: true colour" if is_demo(l1c_cube) else "True colour"
+    return count, plot_valid_count(count), plot_true_colour(l1c_cube, when, title=title)

@@ -1,4 +1,4 @@
-"""feature_engineering pipeline: l1c_cube -> masks_cube, features_cube."""
+"""feature_engineering pipeline: l1c_cube -> masks_cube, features_cube, quick-looks."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -26,6 +26,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 "features_cube",
                 name="compute_features",
+            ),
+            Node(
+                nodes.make_quicklooks,
+                ["l1c_cube", "masks_cube", "features_cube", "params:quicklook_date"],
+                ["valid_count_map", "valid_count_plot", "true_colour_plot"],
+                name="make_quicklooks",
             ),
         ]
     )
