@@ -53,10 +53,11 @@ def _still_running(data_root: Path, version: str) -> bool:
     process = record.get("process") or {}
     if process.get("host") != socket.gethostname() or not process.get("pid"):
         return True  # another machine's run, or an old record: leave it alone
-    return _alive(int(process["pid"]))
+    return pid_alive(int(process["pid"]))
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine is still there."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -68,8 +68,7 @@ def plot_lulc_map(
     Maps larger than :data:`MAX_PLOT_PIXELS` per side are subsampled for drawing.
     """
     legend = tuple(legend)
-    step = max(1, int(np.ceil(max(lulc.sizes["y"], lulc.sizes["x"]) / MAX_PLOT_PIXELS)))
-    small = lulc.isel(y=slice(None, None, step), x=slice(None, None, step))
+    small, extent = _subsampled(lulc)
     values = np.asarray(small.values).astype(np.int64)
 
     colours = {c.id: c.colour for c in legend}
@@ -80,21 +79,10 @@ def plot_lulc_map(
     cmap = ListedColormap(table)
     norm = BoundaryNorm(np.arange(-0.5, top_id + 1.5), cmap.N)
 
-    x, y = np.asarray(lulc["x"].values), np.asarray(lulc["y"].values)
-    dx = float(x[1] - x[0]) if x.size > 1 else 1.0
-    dy = float(y[0] - y[1]) if y.size > 1 else dx
-    extent = (x[0] - dx / 2, x[-1] + dx / 2, y[-1] - dy / 2, y[0] + dy / 2)
-
     fig = Figure(figsize=(9, 7), layout="constrained")
-    ax = fig.add_subplot()
+    ax = _map_axes(fig, lulc, title)
     ax.imshow(values, cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
     ax.set_aspect("equal")
-    crs = getattr(lulc.rio, "crs", None) if hasattr(lulc, "rio") else None
-    unit = f" [{crs.to_string()}]" if crs is not None else ""
-    ax.set_xlabel(f"x{unit}")
-    ax.set_ylabel(f"y{unit}")
-    ax.ticklabel_format(style="plain", useOffset=False)
-    ax.set_title(title)
 
     present = set(np.unique(values).tolist())
     names = {c.id: c.name for c in legend}

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from perceptive.eo.cube import make_l1c_cube
 from perceptive.eo.grid import Grid
+from perceptive.leftovers import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -158,18 +159,8 @@ def _remove_leftovers(staging: Path) -> None:
     """Delete stores that a killed run began to create (their process is gone)."""
     for partial in staging.glob(".partial-*"):
         pid = partial.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(partial, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _done_dir(store: Path) -> Path:
