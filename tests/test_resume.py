@@ -206,7 +206,8 @@ def test_resume_after_kill_finishes_like_an_uninterrupted_run(baseline, tmp_path
 
     record = newest_record(data_root)
     assert record["outcome"] == "finished"
-    assert set(record["nodes"]) == ALL_NODES - reused
+    plan = [line for line in (done.stdout + done.stderr).splitlines() if "  run  " in line]
+    assert set(record["nodes"]) == ALL_NODES - reused, plan  # the plan says why, if not
     assert saved_by(record) == outputs_of(ALL_NODES - reused)
     assert record["datasets"]["l1c_cube"]["loaded"] == version
     resumed_map = lulc_pixels(data_root, record["save_version"])

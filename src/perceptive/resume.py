@@ -20,10 +20,11 @@ How (one pass over the selected pipeline, in Kedro's topological order):
   data). A node with in-memory outputs (``define_aoi`` -> ``aoi_grid``) must run whenever a
   consumer of those outputs runs, since memory does not outlive a run; that may in turn make
   its other consumers run, so the two rules are applied until nothing changes.
-* A run killed with SIGKILL leaves a record that still says ``"running"`` and names no node
-  (records are written at start and end). Its outputs are complete anyway (every dataset is
-  written to a temporary name and renamed), and each carries its node and lineage in its
-  provenance (provenance.py), so for such a record the provenance stands in for the record.
+* A run killed with SIGKILL leaves a record that still says ``"running"``; it is rewritten
+  after each node, so it may lag the last save by one node. Its outputs are complete anyway
+  (every dataset is written to a temporary name and renamed), and each carries its node and
+  lineage in its provenance (provenance.py), so for a node such a record does not show
+  finished, the provenance stands in for the record.
 
 The nodes to run are then run with Kedro's ``node_names``, and every input they read from a
 reused node is pinned with ``load_versions`` to the reused version, so the result is the same
@@ -266,17 +267,16 @@ class _History:
         """(lineage, {output: version}) of ``node`` in ``record`` when it finished there and
         its outputs are on disk; ``_GONE`` when they were deleted since; None otherwise."""
         version = record.get("save_version")
-        entry = (record.get("nodes") or {}).get(node.name)
-        if entry is not None:
-            if entry.get("outcome") != FINISHED or "lineage" not in entry:
-                return None
+        entry = (record.get("nodes") or {}).get(node.name) or {}
+        if entry.get("outcome") == FINISHED and "lineage" in entry:
             datasets = record.get("datasets") or {}
             saved = {o: (datasets.get(o) or {}).get("saved") for o in outputs}
             if not all(v and self._on_disk(o, v) for o, v in saved.items()):
                 return _GONE
             return _plain(entry["lineage"]), saved
         if record.get("outcome") == "running" and version:
-            # killed (or still going): no node entries; the outputs' provenance tells
+            # killed (or still going): the record is rewritten after each node, so it may lag
+            # the last save by one node; the outputs on disk and their provenance tell
             saved = dict.fromkeys(outputs, version)
             lineage = self._lineage_from_provenance(node, saved)
             return None if lineage is None else (_plain(lineage), saved)
