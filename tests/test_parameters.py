@@ -92,7 +92,7 @@ CASES = [
          "unknown cloud_masking method 'fmask'", "Choose one of: from_source, none, s2cloudless",
          id="cloud-method-fmask"),
     case("feature_engineering", {"interpolation": {"method": "spline"}}, "interpolation",
-         "unknown interpolation method 'spline'", "Choose one of: linear",
+         "unknown interpolation method 'spline'", "Choose one of: cubic, linear, nearest",
          id="interpolation-method-spline"),
     case("ingestion", {"source": {"method": "planet"}}, "source",
          "unknown source method 'planet'", "Choose one of: demo", id="source-method-planet"),

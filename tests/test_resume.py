@@ -179,16 +179,19 @@ def test_resume_after_kill_finishes_like_an_uninterrupted_run(baseline, tmp_path
     config = tmp_path / "run.yml"
     config.write_text(yaml.safe_dump({"run": {"params": params(data_root)}}))
     kedro = [str(Path(sys.executable).parent / "kedro"), "run", "-c", str(config)]
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "250"}  # whole log lines
 
     child = subprocess.Popen(
         kedro, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
-    def feature_engineering_under_way() -> bool:  # ingestion done, masks being made
-        masks = list(data_root.glob("03_primary/masks_cube.zarr/*/masks_cube.zarr"))
-        labels = list(data_root.glob("01_raw/reference_labels.gpkg/*/*.provenance.json"))
-        return bool(masks and labels)
+    def feature_engineering_under_way() -> bool:  # ingestion and masks done, by the record
+        records = read_records(data_root)
+        nodes = records[0].get("nodes", {}) if records else {}
+        done = [
+            nodes.get(n, {}).get("outcome") for n in ("import_reference_labels", "compute_masks")
+        ]
+        return done == ["finished", "finished"]
 
     kill_when(child, feature_engineering_under_way, 240, "feature_engineering")
     (killed,) = read_records(data_root)

@@ -180,3 +180,12 @@ def plot_true_colour(l1c: xr.Dataset, time, title: str = "True colour") -> Figur
     ax.imshow(rgb, extent=extent, interpolation="nearest")
     _add_scale_bar(ax, extent[1] - extent[0])
     return fig
+
+
+def plot_message(text: str) -> Figure:
+    """A picture that says why the usual one could not be drawn (a report keeps its files)."""
+    fig = Figure(figsize=(6, 2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    return fig

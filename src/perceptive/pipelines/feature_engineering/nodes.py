@@ -15,7 +15,7 @@ from perceptive.eo.cube import time_interval_of, validate_l1c_cube, validate_mas
 from perceptive.eo.indices import feature_stack
 from perceptive.eo.interpolation import date_grid as make_date_grid
 from perceptive.eo.interpolation import interpolate
-from perceptive.eo.plots import plot_true_colour, plot_valid_count
+from perceptive.eo.plots import plot_message, plot_true_colour, plot_valid_count
 from perceptive.eo.valid_data import (
     MIN_FRAMES,
     data_mask,
@@ -122,6 +122,10 @@ def make_quicklooks(
         distance = (fraction.index - pd.Timestamp(quicklook_date)).to_series().abs().dt.days
         fraction = fraction[distance.to_numpy() <= distance.min() + 5]  # the nearest acquisitions
     when = fraction.idxmax()
+    have = set(l1c_cube["band"].values.tolist()) if "bands" in l1c_cube else set()
+    if not {"B02", "B03", "B04"} <= have:  # e.g. an EOPatch holding only indices
+        log.info("No true-colour quick-look: the cube lacks B02, B03 or B04")
+        return count, plot_valid_count(count), plot_message("No true colour: no B02/B03/B04")
     log.info("True-colour quick-look of %s (%.0f%% valid)", when, 100 * fraction.max())
     title = "SYNTHETIC DEMO DATA: true colour" if is_demo(l1c_cube) else "True colour"
     return count, plot_valid_count(count), plot_true_colour(l1c_cube, when, title=title)
