@@ -475,6 +475,14 @@ def _baseline(text: str) -> float:
         raise SourceError(f"local_files: processing baseline {text!r} is not a number") from None
 
 
+def _time_at(root, tag: str, path: Path):
+    """The time in the first ``tag`` element of a metadata file, or None when it has none."""
+    element = _first(root, tag)
+    if element is None or not element.text:
+        return None
+    return _parse_time(element.text.strip(), str(path))
+
+
 def _product_metadata(path: Path) -> dict:
     """Start time, baseline and per-band RADIO_ADD_OFFSET of an MTD_MSIL1C.xml (None where
     absent)."""
@@ -482,9 +490,7 @@ def _product_metadata(path: Path) -> dict:
     root = _xml(path)
     if root is None:
         return meta
-    start = _first(root, "PRODUCT_START_TIME")
-    if start is not None and start.text:
-        meta["time"] = _parse_time(start.text.strip(), str(path))
+    meta["time"] = _time_at(root, "PRODUCT_START_TIME", path)
     baseline = _first(root, "PROCESSING_BASELINE")
     meta["baseline"] = baseline.text.strip() if baseline is not None and baseline.text else None
     found = {}
@@ -509,9 +515,7 @@ def _tile_metadata(path: Path) -> dict:
     root = _xml(path)
     if root is None:
         return meta
-    sensing = _first(root, "SENSING_TIME")
-    if sensing is not None and sensing.text:
-        meta["time"] = _parse_time(sensing.text.strip(), str(path))
+    meta["time"] = _time_at(root, "SENSING_TIME", path)
     sun = _first(root, "Mean_Sun_Angle")
     if sun is not None:
         zenith, azimuth = _first(sun, "ZENITH_ANGLE"), _first(sun, "AZIMUTH_ANGLE")
