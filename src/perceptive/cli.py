@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 from kedro.framework.cli.project import run as kedro_run
+from kedro.framework.cli.utils import _split_params
 
 from perceptive.hooks import MissingInputError
 from perceptive.run_listing import runs
@@ -107,3 +108,28 @@ cli.add_command(
     )
 )
 cli.add_command(runs)
+
+
+@cli.command(name="compare")
+@click.argument("variants", nargs=-1, required=True)
+@click.option(
+    "--params",
+    type=click.UNPROCESSED,
+    default="",
+    callback=_split_params,
+    help="Parameters for every variant, as for kedro run (e.g. data_root=..., an AOI).",
+)
+@click.option("--env", "-e", default=None, help="Kedro configuration environment.")
+@click.option("--no-run", is_flag=True, help="Compare only variants that already have a result.")
+@_readable_errors
+def compare_command(variants: tuple[str, ...], params: dict, env: str | None, no_run: bool):
+    """Compare VARIANTS (files in conf/base/variants/; `base` is the project's parameters):
+    run those without a result, reusing what they do not change, then print one table and
+    write it with plots to 08_reporting/compare/. The first variant is the reference."""
+    from perceptive.compare import compare, default_variants
+
+    result = compare(default_variants(variants), env=env, params=params, run_missing=not no_run)
+    click.echo(result.text())
+    click.echo(f"\nTable, plots and map differences: {result.folder}")
+    if result.mlflow_run_id:
+        click.echo(f"Logged to MLflow as run {result.mlflow_run_id} (see `kedro mlflow ui`).")

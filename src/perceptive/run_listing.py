@@ -38,7 +38,7 @@ def list_runs(data_root: Path, limit: int | None = None) -> str:
         ]
         for r, params in zip(records, flat, strict=True)
     ]
-    return _table([header, *rows])
+    return text_table([header, *rows])
 
 
 def read_records(data_root: Path) -> list[dict]:
@@ -90,7 +90,7 @@ def _duration(seconds: Any) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
-def _table(rows: list[list[str]]) -> str:
+def text_table(rows: list[list[str]]) -> str:
     """Left-aligned columns; the first row is the header, underlined."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     rows = [rows[0], ["-" * w for w in widths], *rows[1:]]

@@ -37,6 +37,7 @@ from perceptive import provenance
 from perceptive.leftovers import sweep_partials
 from perceptive.provenance import jsonable, write_json_atomic
 from perceptive.sources import DEMO_MARK, is_demo
+from perceptive.variants import parameters_hash
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +350,8 @@ class _Run:
                 "node": failed[0] if failed else None,
             }
         self.record["parameters"] = jsonable(parameters)
+        # what the run computed, whatever started it: `kedro compare` finds variants by it
+        self.record["parameters_hash"] = parameters_hash(self.record["parameters"])
 
     def log_to_mlflow(self) -> None:
         if not self.mlflow_run_id:
@@ -362,6 +365,7 @@ class _Run:
             "perceptive.git_commit": git.get("commit") or "none",
             "perceptive.git_dirty": str(git.get("dirty")).lower(),
             "perceptive.save_version": self.record["save_version"],
+            "perceptive.parameters_hash": self.record.get("parameters_hash") or "none",
         }
         client.log_batch(self.mlflow_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from perceptive.eo.accuracy import area_estimates, block_bootstrap_ci, classification_report
+from perceptive.eo.accuracy import (
+    area_estimates,
+    block_bootstrap_ci,
+    classification_report,
+    mcnemar,
+)
 from perceptive.eo.legend import DEFAULT_LEGEND
 
 
@@ -231,3 +236,20 @@ def test_area_estimates_refuse_a_mapped_class_without_samples():
         area_estimates(np.array([[5, 1], [0, 0]]), np.array([10.0, 5.0]), ["forest", "water"])
     with pytest.raises(ValueError, match=r"must be \(2, 2\)"):
         area_estimates(np.eye(3), np.array([1.0, 2.0]))
+
+
+def test_mcnemar_exact_p_value_by_hand():
+    # 10 discordant pixels split 8 / 2: two-sided exact p = 2 * P(X <= 2 | n=10, 1/2)
+    # = 2 * (1 + 10 + 45) / 1024; the 5 pixels both get right and 3 both get wrong do not count
+    first = np.array([1] * 8 + [0] * 2 + [1] * 5 + [0] * 3, dtype=bool)
+    second = np.array([0] * 8 + [1] * 2 + [1] * 5 + [0] * 3, dtype=bool)
+    test = mcnemar(first, second)
+    assert test["only_first_correct"] == 8 and test["only_second_correct"] == 2
+    assert test["n_pixels"] == 18
+    assert test["p_value"] == pytest.approx(2 * 56 / 1024)
+    assert mcnemar(second, first)["p_value"] == pytest.approx(2 * 56 / 1024)
+
+
+def test_mcnemar_of_identical_classifiers_is_one():
+    same = np.array([1, 0, 1, 1], dtype=bool)
+    assert mcnemar(same, same)["p_value"] == 1.0

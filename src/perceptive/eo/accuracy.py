@@ -51,6 +51,28 @@ def block_bootstrap_ci(
     return float(low), float(high)
 
 
+def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> dict:
+    """Paired test of two classifiers on the same pixels: do they differ in accuracy?
+
+    Only the discordant pixels count (one right, the other wrong); under the null hypothesis
+    each is equally likely to favour either classifier, so the p-value is the exact two-sided
+    binomial test of their split (McNemar's exact test; no large-sample approximation).
+    Neighbouring pixels are not independent, so read a small p-value from a few blocks as
+    weaker evidence than it looks."""
+    first = np.asarray(first_correct, dtype=bool)
+    second = np.asarray(second_correct, dtype=bool)
+    only_first = int(np.count_nonzero(first & ~second))
+    only_second = int(np.count_nonzero(~first & second))
+    discordant = only_first + only_second
+    p_value = stats.binomtest(only_first, discordant, 0.5).pvalue if discordant else 1.0
+    return {
+        "n_pixels": int(first.size),
+        "only_first_correct": only_first,
+        "only_second_correct": only_second,
+        "p_value": float(p_value),
+    }
+
+
 #: Fewer spatial blocks than this give a bootstrap interval that means little (one block gives
 #: a zero-width interval); reports then carry a warning.
 MIN_BLOCKS = 5
