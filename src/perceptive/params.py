@@ -224,10 +224,31 @@ class EarlyStopping(Params):
         return classifier.EarlyStopping(self.holdout_fraction, self.stopping_rounds, self.seed)
 
 
+#: The arms of the ``arms`` pipeline (its Kedro namespaces), each set in ``arms.<name>``.
+ARMS = ("lgbm", "rf")
+
+
+class Arm(Params):
+    """One arm of the ``arms`` pipeline: its own classifier, the other settings shared."""
+
+    classifier: ClassifierSpec
+
+
 class ModellingParameters(Params):
     classifier: ClassifierSpec
     evaluation: Evaluation
     early_stopping: EarlyStopping
+    arms: dict[str, Arm]
+
+    @field_validator("arms")
+    @classmethod
+    def _one_per_namespace(cls, value: dict[str, Arm]) -> dict[str, Arm]:
+        if set(value) != set(ARMS):
+            raise ValueError(
+                f"the arms pipeline has the namespaces {list(ARMS)}, so `arms` sets exactly "
+                f"those, not {sorted(value)} (perceptive.params.ARMS names them)."
+            )
+        return value
 
     @field_validator("early_stopping")
     @classmethod

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from perceptive.eo.accuracy import classification_report
-from perceptive.eo.classifier import LulcModel, train_model
+from perceptive.eo.classifier import LulcModel, supports_early_stopping, train_model
 from perceptive.eo.importance import feature_importance
 from perceptive.eo.plots import plot_confusion_matrix, plot_feature_importance
 from perceptive.eo.sampling import TEST, TRAIN, VALIDATION
@@ -24,13 +24,23 @@ HEADLINE = ("n_samples", "n_groups", "overall_accuracy", "kappa", "macro_f1", "w
 def train(samples: pd.DataFrame, classifier: dict, early_stopping: EarlyStopping) -> LulcModel:
     """Fit the configured classifier on the training split (LightGBM's rounds chosen on
     held-out training blocks when early stopping is enabled)."""
-    model = train_model(samples, classifier, early_stopping.settings())
+    model = train_model(samples, classifier, _stopping(early_stopping, classifier))
     log.info(
         "Trained %s on %d pixels, %d features, classes %s",
         classifier["method"], int((samples["split"] == TRAIN).sum()),
         len(model.feature_names), model.class_ids.tolist(),
     )  # fmt: skip
     return model
+
+
+def _stopping(early_stopping: EarlyStopping, classifier: dict):
+    """Early stopping's settings for this classifier: none for one that has no rounds to stop
+    (an arm's random forest, say; the main classifier is checked with the parameters)."""
+    if early_stopping.enabled and not supports_early_stopping(classifier["method"]):
+        log.info("Early stopping does not apply to %s; it trains as configured.",
+                 classifier["method"])  # fmt: skip
+        return None
+    return early_stopping.settings()
 
 
 def _headline(report: dict) -> dict:
@@ -125,7 +135,7 @@ def cross_validate(
         table = pool.assign(split=np.where(pool["fold"] == fold, VALIDATION, TRAIN))
         table.attrs = samples.attrs
         held = table[table["split"] == VALIDATION]
-        fitted = train_model(table, classifier, early_stopping.settings())
+        fitted = train_model(table, classifier, _stopping(early_stopping, classifier))
         predicted = fitted.predict(held[model.feature_names].to_numpy("float32"))
         report = classification_report(held["label"].to_numpy(), predicted, legend=model.legend)
         scores.append({"fold": int(fold), **_headline(report)})
