@@ -135,10 +135,14 @@ class IngestionParameters(Params):
 
 
 class DateGrid(Params):
-    """The dates every pixel's time series is resampled onto: every ``step_days`` from the
-    start of the cube's time interval."""
+    """The times every pixel's time series is resampled onto: every ``step_days`` from the
+    start of the cube's time interval (``times: grid``) at midnight, or at the first
+    acquisition's time of day (eo-learn's convention); or the kept acquisitions' own times
+    (``times: acquisitions``: cloudy observations filled, nothing resampled)."""
 
     step_days: Annotated[int, Field(ge=1)]
+    times: Literal["grid", "acquisitions"] = "grid"
+    time_of_day: Literal["midnight", "first_acquisition"] = "midnight"
 
 
 class FeatureEngineeringParameters(Params):

@@ -9,7 +9,12 @@ import pytest
 import xarray as xr
 from scipy.interpolate import CubicSpline
 
-from perceptive.eo.interpolation import date_grid, interpolate, linear_interpolation
+from perceptive.eo.interpolation import (
+    date_grid,
+    interpolate,
+    linear_interpolation,
+    target_times,
+)
 from perceptive.eo.links import LinkError
 
 DAY0 = pd.Timestamp("2017-01-01")
@@ -369,3 +374,32 @@ def test_whittaker_runs_through_feature_engineering():
     assert features.dtype == np.float32 and not np.isnan(features.values).any()
     assert cube.attrs["interpolation"] == {"method": "whittaker"}
     assert float(np.nanmax(np.abs(features.sel(feature="NDVI")))) <= 1.0
+
+
+def test_target_times_at_the_acquisitions_fill_only_the_invalid_ones():
+    # 10:00 acquisitions on days 0, 4, 10; day 4 is cloudy: it gets 0.2 + 0.4 * 4 / 10 = 0.36
+    acquisitions = _at([0, 4, 10]) + pd.Timedelta(hours=10)
+    times = target_times(acquisitions, "2017-01-01", "2017-12-31", times="acquisitions")
+    assert times.equals(pd.DatetimeIndex(acquisitions, name="time"))
+    data, valid = _series([0, 4, 10], [[0.2, 0.9, 0.6]], [[True, False, True]])
+    data["time"] = valid["time"] = acquisitions
+    out = interpolate(data, valid, times, {"method": "linear"})
+    np.testing.assert_allclose(out.values[:, 0, 0, 0], [0.2, 0.36, 0.6], rtol=1e-6)
+
+
+def test_target_times_at_the_first_acquisitions_time_of_day():
+    acquisitions = _at([2, 7]) + pd.Timedelta(hours=10, minutes=30)
+    midnight = target_times(acquisitions, "2017-01-01", "2017-01-31", step_days=10)
+    shifted = target_times(
+        acquisitions, "2017-01-01", "2017-01-31", step_days=10, time_of_day="first_acquisition"
+    )
+    assert list(midnight) == list(_at([0, 10, 20, 30]))
+    assert list(shifted) == list(_at([0, 10, 20, 30]) + pd.Timedelta(hours=10, minutes=30))
+    # observations 0.2 on day 2 10:30 and 0.7 on day 7 10:30: day 5 at midnight lies 2.5625
+    # days after the first (value 0.2 + 0.5 * 2.5625 / 5), at 10:30 exactly 3 days after it
+    data, valid = _series([2, 7], [[0.2, 0.7]], [[True, True]])
+    data["time"] = valid["time"] = acquisitions
+    at_midnight = interpolate(data, valid, _at([5]), {"method": "linear"})
+    at_10_30 = interpolate(data, valid, _at([5]) + pd.Timedelta(hours=10.5), {"method": "linear"})
+    assert at_midnight.values.ravel()[0] == pytest.approx(0.2 + 0.5 * 2.5625 / 5, rel=1e-6)
+    assert at_10_30.values.ravel()[0] == pytest.approx(0.2 + 0.5 * 3 / 5, rel=1e-6)

@@ -236,6 +236,22 @@ def test_date_grid_step_days_sets_the_feature_dates(upstream):
     assert len(dates[16]) == 8 and dates[16][-1] == pd.Timestamp("2017-07-22")
 
 
+def test_date_grid_times_and_time_of_day_reach_the_features(upstream):
+    inputs = {"l1c_cube": upstream["l1c_cube"]}
+    acquisitions = pd.DatetimeIndex(upstream["l1c_cube"]["time"].values)
+    kept = run(feature_engineering(), inputs, date_grid={"times": "acquisitions"})
+    cube = kept["features_cube"]
+    frames = pd.DatetimeIndex(cube.attrs["frames_used"])
+    assert pd.DatetimeIndex(cube["time"].values).normalize().equals(frames)
+    assert set(cube["time"].values) <= set(acquisitions.values)
+    offset = pd.Timedelta(hours=10, minutes=5)  # Sentinel-2's time of day over Europe
+    at_ten = {"l1c_cube": inputs["l1c_cube"].assign_coords(time=acquisitions + offset)}
+    shifted = run(feature_engineering(), at_ten, date_grid={"time_of_day": "first_acquisition"})
+    times = pd.DatetimeIndex(shifted["features_cube"]["time"].values)
+    expected = pd.date_range("2017-04-01", "2017-07-31", freq="16D") + offset
+    np.testing.assert_array_equal(times.values, expected.values)
+
+
 def test_cloud_masking_none_keeps_every_observation_with_data(upstream):
     compute_masks = feature_engineering().only_nodes("compute_masks")
     inputs = {"l1c_cube": upstream["l1c_cube"]}

@@ -75,6 +75,32 @@ def date_grid(
     return pd.date_range(start, end, freq=pd.Timedelta(days=step_days), name="time")
 
 
+def target_times(
+    acquisitions,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    step_days: int = 16,
+    times: str = "grid",
+    time_of_day: str = "midnight",
+) -> pd.DatetimeIndex:
+    """The times every pixel gets a value at.
+
+    ``times="grid"``: :func:`date_grid` from ``start`` to ``end``, at midnight, or with
+    ``time_of_day="first_acquisition"`` shifted to the first acquisition's time of day, as
+    eo-learn does (it counts hours from the first acquisition but steps the grid by calendar
+    days from it; with 10:00 acquisitions its grid falls at 10:00). ``times="acquisitions"``:
+    the acquisitions themselves, so invalid observations are filled from their neighbours and
+    nothing is resampled (every pixel still gets the same features, as all share the frames).
+    """
+    acquisitions = pd.DatetimeIndex(acquisitions)
+    if times == "acquisitions":
+        return pd.DatetimeIndex(acquisitions, name="time")
+    grid = date_grid(start, end, step_days)
+    if time_of_day == "first_acquisition" and len(acquisitions):
+        grid = grid + (acquisitions[0] - acquisitions[0].normalize())
+    return grid
+
+
 def _days(times) -> np.ndarray:
     """datetime64 values as float64 days since the Unix epoch."""
     values = np.asarray(pd.DatetimeIndex(times).values.astype("datetime64[ns]").astype(np.int64))

@@ -13,8 +13,7 @@ from perceptive.eo import cloud_masking as clouds
 from perceptive.eo import shadows
 from perceptive.eo.cube import time_interval_of, validate_l1c_cube, validate_masks_cube
 from perceptive.eo.indices import feature_stack
-from perceptive.eo.interpolation import date_grid as make_date_grid
-from perceptive.eo.interpolation import interpolate
+from perceptive.eo.interpolation import interpolate, target_times
 from perceptive.eo.plots import plot_message, plot_true_colour, plot_valid_count
 from perceptive.eo.valid_data import (
     MIN_FRAMES,
@@ -84,7 +83,7 @@ def compute_features(
     is_valid = masks_cube["is_valid"].isel(time=keep)
     stack = feature_stack(l1c, tuple(features))
     start, end = time_interval_of(l1c_cube)
-    dates = make_date_grid(start, end, date_grid.step_days)
+    dates = target_times(l1c["time"].values, start, end, **date_grid.model_dump())
     resampled = interpolate(stack, is_valid, dates, interpolation)
     out = xr.Dataset(
         {
