@@ -11,6 +11,8 @@ warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` me
 # (xarray reads both back; other Zarr readers may not, which DESIGN.md accepts).
 warnings.filterwarnings("ignore", message=r"The data type \(FixedLengthUTF32")
 warnings.filterwarnings("ignore", message=r"Consolidated metadata is currently not part")
+# rioxarray's own call when a GeoTIFF is opened lazily with the file's blocks (chunks: true).
+warnings.filterwarnings("ignore", message=r"Supplying chunks as dimension-order tuples")
 
 # No usage data leaves the machine: MLflow's own telemetry is off unless the user turns it on.
 # MLflow decides when it is first imported, and `kedro` imports it (kedro-mlflow's commands)
