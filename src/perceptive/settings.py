@@ -35,7 +35,9 @@ from perceptive.run_record import RunRecordHooks  # noqa: E402
 # metadata, "kedro_mlflow"; with "kedro-mlflow" the entry-point hook stayed registered too and
 # every run was logged twice (a parent and a nested run).
 HOOKS = (InputCheckHooks(), SourceCredentialsHooks(), DaskHooks(), RunRecordHooks(), MlflowHook())
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
+# kedro-viz's own hooks (run statistics for its Workflow view) would write .viz/ into the
+# project folder on every run, wherever data_root is; `kedro viz` works without them.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-viz")
 
 # Parameters: conf/base, then the run environment (conf/local), then --params, merged key by
 # key except that choosing another link method replaces that link's options; then validated

@@ -13,6 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["l1c_cube", "params:cloud_masking", "params:cloud_shadows"],
                 "masks_cube",
                 name="compute_masks",
+                tags=["swappable", "cloud_masking", "cloud_shadows"],
             ),
             Node(
                 nodes.compute_features,
@@ -26,6 +27,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 "features_cube",
                 name="compute_features",
+                tags=["swappable", "interpolation"],
             ),
             Node(
                 nodes.make_quicklooks,

@@ -34,6 +34,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 ["l1c_cube", "source_reference_labels"],
                 name="fetch_l1c",
+                tags=["swappable", "source"],
             ),
             Node(
                 nodes.import_reference_labels,

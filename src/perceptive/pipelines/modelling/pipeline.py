@@ -13,6 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["samples", "params:classifier", "params:early_stopping"],
                 "model",
                 name="train",
+                tags=["swappable", "classifier"],
             ),
             Node(
                 nodes.evaluate,

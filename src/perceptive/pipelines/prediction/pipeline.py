@@ -25,6 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["prediction_cube", "model", "params:postprocessing"],
                 ["lulc_map", "confidence_map"],
                 name="make_maps",
+                tags=["swappable", "postprocessing"],
             ),
             Node(
                 nodes.summarise,

@@ -25,6 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 ["samples", "samples_summary"],
                 name="sample_training_pixels",
+                tags=["swappable", "sampling"],
             ),
         ]
     )
