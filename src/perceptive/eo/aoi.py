@@ -22,7 +22,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from perceptive.eo.cube import S2_BANDS
-from perceptive.eo.grid import Grid, GridError, reproject_geometry, utm_crs_for
+from perceptive.eo.grid import Grid, GridError, aoi_lonlat, utm_crs_for
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,10 @@ def check_size(grid: Grid, aoi: BaseGeometry, start, end, max_cube_gb: float) ->
 def utm_zones_crossed(aoi: BaseGeometry, crs: CRS) -> list[str]:
     """The UTM zones the AOI spans (west to east); more than one means it is reprojected
     into the zone of its centre, with growing distortion away from it."""
-    west, south, east, north = reproject_geometry(aoi, crs, CRS.from_epsg(4326)).bounds
+    west, south, east, north = aoi_lonlat(aoi, crs).bounds
     lat = (south + north) / 2
-    zones = {utm_crs_for(lon, lat).to_string(): None for lon in np.linspace(west, east, 64)}
+    lons = (np.linspace(west, east, 64) + 180) % 360 - 180
+    zones = {utm_crs_for(lon, lat).to_string(): None for lon in lons}
     return list(zones)
 
 

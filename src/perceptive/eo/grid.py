@@ -222,6 +222,26 @@ def _inside_area_of_use(geom: BaseGeometry, crs: CRS, margin_deg: float = 10.0) 
     )
 
 
+def aoi_lonlat(geom: BaseGeometry, crs: CRS) -> BaseGeometry:
+    """The AOI in WGS84 longitude/latitude, with its true extent: an AOI drawn across the
+    antimeridian (vertices at 179.8 and -179.8) comes back with longitudes in 0..360, so it is
+    0.4° wide, not 359.6°. An AOI wider than 180° of longitude either way is refused: no UTM
+    grid holds it."""
+    lonlat = reproject_geometry(geom, crs, CRS.from_epsg(4326))
+    west, _, east, _ = lonlat.bounds
+    if east - west <= 180:
+        return lonlat
+    shifted = shapely.transform(lonlat, lambda xy: np.column_stack([xy[:, 0] % 360, xy[:, 1]]))
+    west_s, _, east_s, _ = shifted.bounds
+    if east_s - west_s > 180 or not shifted.is_valid or shifted.area == 0:
+        raise GridError(
+            f"The AOI is too large: it spans {east - west:.1f}° of longitude, more than one UTM "
+            "grid can hold. Split it into areas of a few UTM zones (6° each) and run each; an "
+            "AOI across the antimeridian is fine when its vertices go the short way round."
+        )
+    return shifted
+
+
 def grid_for_aoi(
     geom: BaseGeometry, crs: CRS, resolution: float = 10.0, target_crs: str | None = None
 ) -> Grid:
@@ -232,8 +252,8 @@ def grid_for_aoi(
     if target_crs is not None:
         dst = CRS.from_user_input(target_crs)
     else:
-        centre = reproject_geometry(geom.centroid, crs, CRS.from_epsg(4326))
-        dst = utm_crs_for(centre.x, centre.y)
+        centre = aoi_lonlat(geom, crs).centroid  # the antimeridian taken into account
+        dst = utm_crs_for((centre.x + 180) % 360 - 180, centre.y)
     if not dst.is_projected:
         raise GridError(f"Grid CRS {dst.to_string()} is not projected; use a UTM CRS (metres).")
     minx, miny, maxx, maxy = reproject_geometry(geom, crs, dst).bounds

@@ -82,6 +82,9 @@ def compute_features(
     l1c = l1c_cube.isel(time=keep)
     is_valid = masks_cube["is_valid"].isel(time=keep)
     stack = feature_stack(l1c, tuple(features))
+    # an observation counts only where every feature is a number (a source's NDVI layer may
+    # be NaN where its own mask said valid): otherwise valid_count would vouch for NaN features
+    is_valid = is_valid & stack.notnull().all("feature")
     start, end = time_interval_of(l1c_cube)
     dates = target_times(l1c["time"].values, start, end, **date_grid.model_dump())
     resampled = interpolate(stack, is_valid, dates, interpolation)
