@@ -7,10 +7,12 @@ checks which nodes the resumed run ran, from its run record.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,16 +172,11 @@ def test_upstream_parameter_change_reruns_from_feature_engineering(baseline):
     assert again.reused["compute_masks"] == base["save_version"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug: when the kill lands after the killed run's record shows compute_masks "
-    "finished, the plan reruns all of ingestion (fetch_l1c and define_aoi for their in-memory "
-    "outputs); the map is still right. Passes when the kill lands earlier.",
-)
 def test_resume_after_kill_finishes_like_an_uninterrupted_run(baseline, tmp_path):
-    """``kedro run`` killed with SIGKILL in feature_engineering, then ``kedro run --resume``
-    (both real subprocesses): ingestion is reused, the rest runs, and the map is the one the
-    uninterrupted baseline run made with the same parameters, pixel for pixel."""
+    """``kedro run`` killed with SIGKILL as soon as its record shows ingestion and masks
+    finished, then ``kedro run --resume`` (both real subprocesses): ingestion is reused, the
+    rest runs, and the map is the one the uninterrupted baseline run made with the same
+    parameters, pixel for pixel."""
     reference_root, reference = baseline
     data_root = tmp_path / "data"
     config = tmp_path / "run.yml"
@@ -191,15 +188,19 @@ def test_resume_after_kill_finishes_like_an_uninterrupted_run(baseline, tmp_path
         kedro, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
-    def feature_engineering_under_way() -> bool:  # ingestion done, masks being made
-        masks = list(data_root.glob("03_primary/masks_cube.zarr/*/masks_cube.zarr"))
-        labels = list(data_root.glob("01_raw/reference_labels.gpkg/*/*.provenance.json"))
-        return bool(masks and labels)
+    def feature_engineering_under_way() -> bool:  # ingestion and masks done, by the record
+        records = read_records(data_root)
+        nodes = records[0]["nodes"] if records else {}
+        done = ("import_reference_labels", "compute_masks")
+        return all(nodes.get(n, {}).get("outcome") == "finished" for n in done)
 
     kill_when(child, feature_engineering_under_way, 240, "feature_engineering")
     (killed,) = read_records(data_root)
     assert killed["outcome"] == "running"  # its record never got its end
     version = killed["save_version"]
+    for name, entry in killed["nodes"].items():  # "finished" only once the outputs are saved
+        if entry["outcome"] == "finished":
+            assert all(killed["datasets"].get(o, {}).get("saved") for o in outputs_of({name}))
     reused = INGESTION | {"compute_masks"}
     if (data_root / f"04_feature/features_cube.zarr/{version}/features_cube.zarr").exists():
         reused.add("compute_features")  # saved just before the kill
@@ -218,3 +219,42 @@ def test_resume_after_kill_finishes_like_an_uninterrupted_run(baseline, tmp_path
     assert record["datasets"]["l1c_cube"]["loaded"] == version
     resumed_map = lulc_pixels(data_root, record["save_version"])
     assert np.array_equal(resumed_map, lulc_pixels(reference_root, reference["save_version"]))
+
+
+@pytest.mark.parametrize(
+    ("outcome", "labels_saved"),
+    [("running", True), ("finished", True), ("finished", False)],
+)
+def test_resume_after_kill_between_save_and_record(baseline, tmp_path, outcome, labels_saved):
+    """A run killed after ``import_reference_labels`` returned: its record shows the node
+    running, or finished as records did before run_record.py waited for the saves, and no
+    saved labels. When the labels are on disk their provenance stands in for the record and
+    ingestion is reused; when they are not, the node runs, and with it all of ingestion, since
+    its input ``source_reference_labels`` lives only in the memory of ``fetch_l1c``'s run."""
+    base_root, base = baseline
+    version = base["save_version"]
+    data_root = tmp_path / "data"
+    for folder in ("01_raw", "02_intermediate", "03_primary"):  # ingestion and masks
+        shutil.copytree(base_root / folder, data_root / folder)
+    if not labels_saved:
+        shutil.rmtree(data_root / "01_raw" / "reference_labels.gpkg" / version)
+    killed = copy.deepcopy(base)
+    done = INGESTION | {"compute_masks"}
+    killed.update(outcome="running", finished=None, parameters=None)
+    killed["nodes"] = {n: e for n, e in killed["nodes"].items() if n in done}
+    killed["nodes"]["import_reference_labels"]["outcome"] = outcome
+    killed["datasets"] = {k: v for k, v in killed["datasets"].items() if k in outputs_of(done)}
+    del killed["datasets"]["reference_labels"]  # the record was not written after the save
+    (data_root / "runs").mkdir()
+    (data_root / "runs" / f"{version}.json").write_text(json.dumps(killed))
+
+    plan = plan_for_run(PROJECT, runtime_params=params(data_root))
+
+    reasons = {s.node: s.reason for s in plan.steps}
+    if labels_saved:
+        assert plan.reused == dict.fromkeys(done, version), plan.summary()
+        assert set(plan.to_run) == ALL_NODES - done
+    else:
+        assert set(plan.to_run) == ALL_NODES, plan.summary()
+        assert reasons["import_reference_labels"] == "never finished"  # the cause, kept
+        assert "source_reference_labels" in reasons["fetch_l1c"]

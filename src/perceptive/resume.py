@@ -21,10 +21,11 @@ How (one pass over the selected pipeline, in Kedro's topological order):
   consumer of those outputs runs, since memory does not outlive a run; that may in turn make
   its other consumers run, so the two rules are applied until nothing changes.
 * A run killed with SIGKILL leaves a record that still says ``"running"``; it is rewritten
-  after each node, so it may lag the last save by one node. Its outputs are complete anyway
-  (every dataset is written to a temporary name and renamed), and each carries its node and
-  lineage in its provenance (provenance.py), so for a node such a record does not show
-  finished, the provenance stands in for the record.
+  after each save, so it may not show the last one yet (and records written before
+  run_record.py waited for a node's saves call it finished without saved outputs). Its
+  outputs are complete anyway (every dataset is written to a temporary name and renamed),
+  and each carries its node and lineage in its provenance (provenance.py), so for a node
+  whose saved outputs such a record does not show, the provenance stands in for the record.
 
 The nodes to run are then run with Kedro's ``node_names``, and every input they read from a
 reused node is pinned with ``load_versions`` to the reused version, so the result is the same
@@ -126,7 +127,9 @@ def plan_resume(
     producer = {out: n for n in nodes for out in n.outputs}
     kinds = {name: _kind(catalog, name) for name in pipeline.datasets()}
     history = _History(records, catalog)
-    forced: dict[str, str] = {}  # node -> why it must run (its in-memory outputs are needed)
+    # node -> why it runs, as first found: a pass only adds nodes to run, and the first reason
+    # is the cause (a later pass would say "upstream X runs" once X is pulled in for memory)
+    reasons: dict[str, str] = {}
 
     while True:
         steps: dict[str, Step] = {}
@@ -134,9 +137,8 @@ def plan_resume(
         for node in nodes:
             lineage, why = _expected_lineage(node, catalog, kinds, producer, steps, lineages, pins)
             lineages[node.name] = lineage
-            if node.name in forced:
-                steps[node.name] = Step(node.name, "run", forced[node.name])
-            elif why:
+            why = reasons.get(node.name) or why
+            if why:
                 steps[node.name] = Step(node.name, "run", why)
             else:
                 steps[node.name] = history.match(node, lineage, kinds)
@@ -144,13 +146,14 @@ def plan_resume(
         for node in nodes:
             if steps[node.name].action != "run":
                 continue
+            newly.setdefault(node.name, steps[node.name].reason)
             for name in node.inputs:
                 up = producer.get(name)
                 if kinds.get(name) == MEMORY and up and steps[up.name].action != "run":
                     newly.setdefault(up.name, f"in-memory output {name!r} needed by {node.name}")
-        if not newly:
+        if newly.keys() <= reasons.keys():
             break
-        forced.update(newly)
+        reasons = {**newly, **reasons}
 
     ordered = [steps[n.name] for n in nodes]
     running = {n.name for n in nodes if steps[n.name].action == "run"}
@@ -268,19 +271,18 @@ class _History:
         its outputs are on disk; ``_GONE`` when they were deleted since; None otherwise."""
         version = record.get("save_version")
         entry = (record.get("nodes") or {}).get(node.name) or {}
-        if entry.get("outcome") == FINISHED and "lineage" in entry:
-            datasets = record.get("datasets") or {}
-            saved = {o: (datasets.get(o) or {}).get("saved") for o in outputs}
-            if not all(v and self._on_disk(o, v) for o, v in saved.items()):
-                return _GONE
+        datasets = record.get("datasets") or {}
+        saved = {o: (datasets.get(o) or {}).get("saved") for o in outputs}
+        recorded = entry.get("outcome") == FINISHED and "lineage" in entry and all(saved.values())
+        if recorded and all(self._on_disk(o, v) for o, v in saved.items()):
             return _plain(entry["lineage"]), saved
         if record.get("outcome") == "running" and version:
-            # killed (or still going): the record is rewritten after each node, so it may lag
-            # the last save by one node; the outputs on disk and their provenance tell
+            # killed (or still going): the record is rewritten after each save, so it may not
+            # show the last one yet; the outputs on disk and their provenance tell
             saved = dict.fromkeys(outputs, version)
-            lineage = self._lineage_from_provenance(node, saved)
-            return None if lineage is None else (_plain(lineage), saved)
-        return None
+            if (lineage := self._lineage_from_provenance(node, saved)) is not None:
+                return _plain(lineage), saved
+        return _GONE if recorded else None
 
     def _on_disk(self, name: str, version: str) -> bool:
         try:

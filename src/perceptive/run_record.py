@@ -164,6 +164,7 @@ class _Run:
         self.mlflow_run_id: str | None = None
         self._t0 = time.perf_counter()
         self._node_t0: dict[str, float] = {}
+        self._unsaved: dict[str, set[str]] = {}  # node -> its outputs not saved yet
         self._per_node_peak = _reset_peak_memory()
         self._node_lineage: dict[str, dict] = {}  # node -> {"parameters", "inputs"}
         self._memory_lineage: dict[str, dict] = {}  # in-memory dataset -> its node's lineage
@@ -236,15 +237,19 @@ class _Run:
         if self._per_node_peak:
             _reset_peak_memory()
         self._node_t0[node.name] = time.perf_counter()
+        self._unsaved[node.name] = set(node.outputs)
         self.record["nodes"][node.name] = {"wall_s": None, "peak_mib": None, "outcome": "running"}
 
     def end_node(self, node: Node, error: Exception | None = None) -> None:
         """Called after the node ran and again after each of its saves: wall time and peak
-        memory cover loading, running and saving (lazy dask outputs are computed on save)."""
+        memory cover loading, running and saving (lazy dask outputs are computed on save).
+        Kedro saves the outputs after ``after_node_run``, so the node is "finished" only once
+        all are saved: a killed run's record must not claim outputs it never wrote."""
         entry = self.record["nodes"][node.name]
         entry["wall_s"] = round(time.perf_counter() - self._node_t0[node.name], 3)
         entry["peak_mib"] = _peak_memory_mib()
-        entry["outcome"] = "failed" if error else "finished"
+        done = not self._unsaved.get(node.name)
+        entry["outcome"] = "failed" if error else "finished" if done else "running"
         self.write()  # so a killed run's record says what it finished (resuming reads it)
 
     def trace_lineage(self, node: Node, inputs: dict[str, Any]) -> None:
@@ -308,6 +313,7 @@ class _Run:
             self._dataset(name)["saved"] = version
             if name in self._sidecars:
                 provenance.write_sidecar(dataset, name, self._sidecars.pop(name))
+        self._unsaved.get(node.name, set()).discard(name)
         if name.rsplit(".", 1)[-1] == METRICS_DATASET and isinstance(data, dict):
             self._log_metrics(name, data)
         self.end_node(node)
