@@ -34,7 +34,13 @@ from perceptive.config import merge_layers
 BASE = "base"
 
 #: Parameters that say where things are or how they are computed, not what is computed.
-RESULT_NEUTRAL = (("data_root",), ("dask",), ("compiled_model", "cache"))
+RESULT_NEUTRAL = (
+    ("data_root",),
+    ("dask",),
+    ("compiled_model", "enabled"),
+    ("compiled_model", "cache"),
+    ("cloud_masking", "compiled"),  # same answers either way (checked when used)
+)
 
 
 class VariantError(ValueError):

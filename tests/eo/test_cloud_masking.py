@@ -118,6 +118,86 @@ def test_coarse_path_aoi_not_multiple_of_block():
     assert m["cloud_mask"].values[0].mean() <= 0.01
 
 
+def _whole_aoi_coarse(cube, factor, threshold=0.4, average_over=2, dilation_size=1):
+    """The coarse path as it was before it was chunked, on the whole AOI at once in numpy:
+    block means over data pixels (float32 sums), s2cloudless frame by frame, its mask on the
+    whole coarse frame, back to the cube grid (bilinear probability, nearest mask)."""
+    dn = cube["bands"].values
+    n_time, n_band, ny, nx = dn.shape
+    is_data = (dn != 0).all(axis=1)
+    pad = ((0, 0), (0, (-ny) % factor), (0, (-nx) % factor))
+    masked = np.pad(
+        np.where(is_data[:, None], dn, 0).astype(np.float32), pad[:1] + ((0, 0),) + pad[1:]
+    )
+    weights = np.pad(is_data.astype(np.int32), pad)
+    Y, X = masked.shape[2] // factor, masked.shape[3] // factor
+    sums = masked.reshape(n_time, n_band, Y, factor, X, factor).sum(axis=(3, 5))
+    counts = weights.reshape(n_time, Y, factor, X, factor).sum(axis=(2, 4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / (counts[:, None] * np.float32(10000))
+    means = np.where(counts[:, None] > 0, means, 0.0).astype(np.float32)
+    detector = _detector(threshold, average_over, dilation_size)
+    prob = np.zeros((n_time, Y, X), np.float32)
+    for t in range(n_time):
+        has = counts[t] > 0
+        pixels = np.moveaxis(means[t], 0, -1)[has]
+        prob[t][has] = detector.get_cloud_probability_maps(pixels[None, :, None])[0, :, 0]
+    coarse_mask = detector.get_mask_from_prob(prob).astype(bool)
+
+    def centres(n_fine, n):
+        pos = np.clip((np.arange(n_fine) + 0.5) / factor - 0.5, 0.0, n - 1)
+        lo = np.floor(pos).astype(int)
+        return lo, np.minimum(lo + 1, n - 1), (pos - lo).astype(np.float32)
+
+    ylo, yhi, wy = centres(ny, Y)
+    xlo, xhi, wx = centres(nx, X)
+    along_y = prob[:, ylo] * (1 - wy)[:, None] + prob[:, yhi] * wy[:, None]
+    fine = along_y[:, :, xlo] * (1 - wx) + along_y[:, :, xhi] * wx
+    prob_u8 = np.round(np.clip(fine, 0.0, 1.0) * 255.0).astype(np.uint8)
+    mask = coarse_mask[:, np.arange(ny) // factor][:, :, np.arange(nx) // factor]
+    return np.where(is_data, prob_u8, 0), mask & is_data
+
+
+@pytest.mark.parametrize(
+    ("n", "tile", "resolution", "average_over", "dilation_size"),
+    [
+        (160, 64, 160, 2, 1),  # the default, 3 x 3 chunks of 4 x 4 blocks
+        (150, 40, 160, 2, 1),  # chunks not whole blocks, AOI ends in a partial block
+        (150, 37, 80, 1, 2),  # 8 x 8 blocks, chunks of 37 px, deeper dilation
+        (150, 48, 160, 0, 0),  # no smoothing or dilation: threshold only
+        (150, 150, 160, 2, 1),  # one chunk: the whole cube
+    ],
+)
+def test_chunked_coarse_path_equals_the_whole_aoi_computation(
+    n, tile, resolution, average_over, dilation_size
+):
+    """Block means, s2cloudless, its mask (smoothing and dilation across chunk edges) and the
+    bilinear probability (block centres of the neighbouring chunk) chunk by chunk: exactly
+    the answers of the whole-AOI computation, with no-data pixels and partial blocks."""
+    cube = _cube(n=n, tile=tile)
+    settings = {"average_over": average_over, "dilation_size": dilation_size}
+    found = cloud_masks(cube, processing_resolution=resolution, compiled=False, **settings)
+    assert found["cloud_prob"].chunks == cube["bands"].isel(band=0).chunks
+    found = found.compute()
+    prob, mask = _whole_aoi_coarse(cube, resolution // 10, **settings)
+    assert mask.any() and (~mask).any()
+    np.testing.assert_array_equal(found["cloud_prob"].values, prob)
+    np.testing.assert_array_equal(found["cloud_mask"].values, mask)
+
+
+def test_coarse_path_reads_only_neighbouring_chunks():
+    """Memory is bounded by a few chunks whatever the AOI: one output chunk needs its own
+    input chunk and its neighbours' (the mask's and the interpolation's borders), no more."""
+    cube = _cube(n=320, tile=64)  # 5 x 5 chunks
+    found = cloud_masks(cube, compiled=False)
+    bands = cube["bands"].data.name
+    for name in ("cloud_prob", "cloud_mask"):
+        middle = found[name].data.blocks[0, 2, 2]
+        graph = middle.dask.cull({middle.__dask_keys__()[0][0][0]})
+        read = {key[3:] for key in graph.keys() if key[0] == bands}  # (name, t, band, y, x)
+        assert read == {(y, x) for y in (1, 2, 3) for x in (1, 2, 3)}  # 9 of the 25
+
+
 def test_coarse_mask_is_blocky_and_dilated(cube):
     """160 m mask copied to 16x16 px blocks; dilation grows the cloud beyond its edge."""
     m = cloud_masks(cube, processing_resolution=160).compute()["cloud_mask"].values[1]

@@ -7,7 +7,18 @@ model on TOA reflectance, and almost all of its cost is model inference, so like
 LULC example we run it by default on 160 m block averages (256x fewer pixels) and bring the
 result back to the 10 m grid. ``processing_resolution`` equal to the cube resolution runs the
 exact full-resolution path instead, tile by tile with overlapping borders so that the
-s2cloudless smoothing and dilation leave no seams between tiles.
+s2cloudless smoothing and dilation leave no seams between tiles. The coarse path is chunked
+the same way (block means per chunk, the mask with borders at the processing resolution,
+the interpolation with the neighbouring chunks' block centres), so its memory is that of a few
+chunks at any AOI size and its answers those of the whole AOI computed at once.
+
+s2cloudless' LightGBM model (170 trees of ~770 leaves) can run compiled to native code
+(treelite + tl2cgen, :mod:`perceptive.eo.compiled`): the model alone 4x faster, the 10 m
+path up to 5x, the 160 m path 1.5x (its block means weigh more). It is compiled once per
+machine into ``$XDG_CACHE_HOME/perceptive/s2cloudless/<key>/`` and used only if it gives
+exactly s2cloudless' probabilities on a check sample (:func:`check_sample`); without a C
+compiler, or on any difference, plain s2cloudless runs (the same answers, slower). Option
+``compiled``: ``auto`` (default) when the pixels to classify make it pay, ``true``, ``false``.
 
 Conventions:
 - no-data pixels (any band DN 0) are never cloud, have probability 0, and do not enter the
@@ -24,15 +35,16 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
+from pathlib import Path
 from typing import Annotated, Literal
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 from pydantic import Field
-from tqdm.auto import tqdm
 
+from perceptive.eo.compiled import LIBRARY, compile_booster, compiled_predict, content_key
 from perceptive.eo.cube import QUANTIFICATION, S2_BANDS
 from perceptive.eo.grid import grid_of
 from perceptive.eo.links import Registry
@@ -54,11 +66,29 @@ def _detector(threshold: float, average_over: int, dilation_size: int):
     )
 
 
-def _pixel_probability(pixels: np.ndarray, detector) -> np.ndarray:
-    """s2cloudless probability of (n, 13) float32 reflectance pixels, (n,) float32."""
+@functools.cache
+def _model_bands() -> list[int]:
+    """Which of the 13 bands s2cloudless' model reads, in its order."""
+    from s2cloudless.utils import MODEL_BAND_IDS
+
+    return list(MODEL_BAND_IDS)
+
+
+def _plain_probability(pixels: np.ndarray) -> np.ndarray:
+    """s2cloudless' own probability of (n, 13) float32 reflectance pixels, (n,) float32."""
     if pixels.shape[0] == 0:
         return np.zeros(0, np.float32)
+    detector = _detector(0.4, 0, 0)  # the settings do not enter the probability
     return detector.get_cloud_probability_maps(pixels[np.newaxis, :, np.newaxis, :])[0, :, 0]
+
+
+def _pixel_probability(pixels: np.ndarray, library: str | None = None) -> np.ndarray:
+    """(n, 13) float32 reflectance -> (n,) float32 probability, with the compiled model when
+    ``library`` names one (exactly s2cloudless' answer, checked when it was chosen)."""
+    predict = _compiled(library) if library else None
+    if predict is None or pixels.shape[0] == 0:
+        return _plain_probability(pixels)
+    return predict(pixels[:, _model_bands()])[:, 0].astype(np.float32)
 
 
 def _ordered_bands(l1c: xr.Dataset) -> xr.DataArray:
@@ -88,132 +118,291 @@ def _to_uint8(prob: da.Array) -> da.Array:
     return da.round(da.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+# --------------------------------------------------------------------------- compiled model
+
+#: Where compiled s2cloudless models are kept: ``$XDG_CACHE_HOME/perceptive/s2cloudless``
+#: (``~/.cache/...`` when unset), one folder per model file, compilers and machine.
+CACHE_SUBDIR = ("perceptive", "s2cloudless")
+
+#: ``compiled: auto`` uses the compiled model from this many pixels to classify (time x y x
+#: x at the processing resolution) when it is already in the cache (checking it takes ~1 s;
+#: it saves ~15 s per Mpx on 2 cores); compiling first (75 s of CPU, 1.5-2.5 min on 2 busy
+#: cores) pays from about 10 Mpx (benchmarks/cloud_masking.py). Below, plain s2cloudless,
+#: which gives the same answers.
+AUTO_MIN_PIXELS_CACHED = 250_000
+AUTO_MIN_PIXELS_COMPILE = 10_000_000
+
+#: How s2cloudless' model is compiled (tl2cgen parameters). Its trees are big (170 trees of
+#: ~770 leaves): one C file per tree compiles in about 75 s of CPU and 0.4 GB (two files, one
+#: per core, had taken 8 CPU minutes and 4 GB without finishing); ``quantize`` compares bin
+#: indices instead of doubles: 1.4x faster predictions, the same answers (checked as always).
+COMPILE_PARAMS = {"parallel_comp": 170, "quantize": 1}
+
+#: Pixels of the check sample (see :func:`check_sample`).
+CHECK_PIXELS = 20_000
+
+
+def default_cache() -> Path:
+    """``$XDG_CACHE_HOME/perceptive/s2cloudless``, else ``~/.cache/perceptive/s2cloudless``:
+    outside the project, shared by every run on the machine."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).joinpath(*CACHE_SUBDIR)
+
+
+def _model_file() -> Path:
+    return Path(_detector(0.4, 0, 0).model_filename)
+
+
+def _booster():
+    """The LightGBM booster s2cloudless predicts with (loaded once per process)."""
+    return _detector(0.4, 0, 0).classifier.classifier
+
+
+def library_folder(cache: Path) -> Path:
+    """The cache folder of s2cloudless' model: keyed by the hash of its model file, how it is
+    compiled, the compilers' versions and the machine (``compiled.content_key``)."""
+    build = repr(sorted(COMPILE_PARAMS.items())).encode()
+    return Path(cache) / content_key(_model_file().read_bytes() + build)
+
+
+def _thresholds(booster) -> dict[int, np.ndarray]:
+    """Every split threshold of the model, by feature (from the model text)."""
+    features, thresholds = [], []
+    for line in booster.model_to_string().splitlines():
+        if line.startswith("split_feature="):
+            features.append(np.array(line.partition("=")[2].split(), int))
+        elif line.startswith("threshold="):
+            thresholds.append(np.array(line.partition("=")[2].split(), float))
+    feature, threshold = np.concatenate(features), np.concatenate(thresholds)
+    return {int(f): np.unique(threshold[feature == f]) for f in np.unique(feature)}
+
+
+def check_sample(booster, n: int = CHECK_PIXELS, seed: int = 0) -> np.ndarray:
+    """(n, 13) float32 reflectance pixels on which the compiled model must equal s2cloudless.
+
+    Why these: the two can only part where a pixel's float32 value is compared with a split
+    threshold (a double) differently, so most values are the float32 numbers at and next to
+    every threshold of the model (3 per threshold, ~250 thresholds per band), the others
+    spread over the reflectance range, each band drawn independently so that the pixels go
+    down many paths of every tree. Fixed by ``seed``: the same sample everywhere."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.uniform(1e-4, 1.2, (n, len(S2_BANDS))).astype(np.float32)
+    for feature, thresholds in _thresholds(booster).items():
+        at = thresholds.astype(np.float32)
+        near = np.concatenate([np.nextafter(at, np.float32(0)), at, np.nextafter(at, np.inf)])
+        near = near[near > 0]
+        pick = rng.random(n) < 0.75
+        pixels[pick, _model_bands()[feature]] = rng.choice(near, pick.sum())
+    return pixels
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(library: str):
+    """The compiled library's predict function (one per process and library), or None when
+    it cannot be loaded here (a worker of another machine): then plain s2cloudless."""
+    try:
+        return compiled_predict(Path(library))
+    except Exception as err:  # any failure: plain s2cloudless is exact
+        logger.warning("Cannot load %s (%s); using plain s2cloudless.", library, err)
+        return None
+
+
+@functools.lru_cache(maxsize=4)
+def exact_library(cache: str) -> str | None:
+    """The compiled s2cloudless model in ``cache`` (compiled there first if missing), if it
+    gives exactly s2cloudless' probabilities on :func:`check_sample`; None (plain s2cloudless)
+    when there is no C compiler, compiling fails or any probability differs. Once per
+    process and cache: a failure is not retried."""
+    try:
+        library = str(compile_booster(_booster(), library_folder(Path(cache)), COMPILE_PARAMS))
+        predict = _compiled(library)
+    except Exception as err:  # no compiler, a failed build: plain s2cloudless
+        logger.warning("s2cloudless not compiled (%s: %s); using plain s2cloudless.",
+                       type(err).__name__, err)  # fmt: skip
+        return None
+    if predict is None:
+        return None
+    sample = check_sample(_booster())
+    expected, got = _plain_probability(sample), _pixel_probability(sample, library)
+    if not np.array_equal(expected, got):
+        logger.warning("Compiled s2cloudless differs from s2cloudless (by up to %g); using "
+                       "plain s2cloudless.", np.max(np.abs(expected - got)))  # fmt: skip
+        return None
+    logger.info("Compiled s2cloudless matches s2cloudless on %d check pixels: %s.",
+                len(sample), library)  # fmt: skip
+    return library
+
+
+def choose_library(compiled: bool | str, n_pixels: int, cache: Path | None = None) -> str | None:
+    """The compiled library to classify ``n_pixels`` with, or None for plain s2cloudless.
+
+    ``compiled``: False never; True whenever it compiles and matches; ``"auto"`` when the
+    pixels are enough to pay: :data:`AUTO_MIN_PIXELS_CACHED` if the library is already in
+    the cache, :data:`AUTO_MIN_PIXELS_COMPILE` if it must be compiled first."""
+    if compiled is False:
+        return None
+    cache = Path(cache) if cache is not None else default_cache()
+    if compiled == "auto":
+        cached = (library_folder(cache) / LIBRARY).exists()
+        if n_pixels < (AUTO_MIN_PIXELS_CACHED if cached else AUTO_MIN_PIXELS_COMPILE):
+            return None
+    return exact_library(str(cache))
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def _mask_block(prob: np.ndarray, threshold, average_over, dilation_size) -> np.ndarray:
+    detector = _detector(threshold, average_over, dilation_size)
+    return detector.get_mask_from_prob(np.ascontiguousarray(prob)).astype(bool)
+
+
+def _mask_of(prob: da.Array, threshold: float, average_over: int, dilation_size: int):
+    """s2cloudless' mask (smoothing, threshold, dilation) of a (time, y, x) probability array,
+    chunk by chunk with borders deep enough that it equals the mask of the whole array (the
+    array's own edges are mirrored, as s2cloudless does). Chunks as ``prob``'s."""
+    depth = average_over + dilation_size
+    if not depth:
+        return prob > threshold
+    settings = {"threshold": threshold, "average_over": average_over,
+                "dilation_size": dilation_size}  # fmt: skip
+    mask = da.map_overlap(
+        _mask_block,
+        prob,
+        depth={0: 0, 1: depth, 2: depth},
+        boundary={1: "reflect", 2: "reflect"},  # = cv2.BORDER_REFLECT used by s2cloudless
+        dtype=bool,
+        **settings,
+    )
+    return mask.rechunk(prob.chunks)  # map_overlap widens chunks narrower than the border
+
+
 # --------------------------------------------------------------------------- coarse path
 
 
-def _block_means(bands: da.Array, is_data: da.Array, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean reflectance over data pixels of factor x factor blocks, and data-pixel counts.
+def _aligned(chunks: tuple[int, ...], factor: int) -> tuple[int, ...]:
+    """Chunks along one axis moved to whole blocks (the last may end in a partial block)."""
+    size = sum(chunks)
+    step = max(factor, round(chunks[0] / factor) * factor)
+    return tuple(min(step, size - start) for start in range(0, size, step))
 
-    Returns (time, band, Y, X) float32 reflectance (0 where a block has no data) and
-    (time, Y, X) int32 counts, as numpy arrays (the coarse cube is small).
-    """
-    _, _, ny, nx = bands.shape
-    pad_y, pad_x = (-ny) % factor, (-nx) % factor
-    masked = da.where(is_data[:, np.newaxis], bands, 0).astype(np.float32)
-    weights = is_data.astype(np.int32)
-    if pad_y or pad_x:  # no-data padding: contributes nothing to sums or counts
-        masked = da.pad(masked, ((0, 0), (0, 0), (0, pad_y), (0, pad_x)))
-        weights = da.pad(weights, ((0, 0), (0, pad_y), (0, pad_x)))
-    sums = da.coarsen(np.sum, masked, {2: factor, 3: factor})
-    counts = da.coarsen(np.sum, weights, {1: factor, 2: factor})
-    sums, counts = dask.compute(sums, counts)
+
+def _block_means(frame: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """(13, y, x) DN -> mean reflectance over the data pixels of factor x factor blocks
+    (13, Y, X) float32 (0 where a block has none), and their counts (Y, X).
+
+    A partial last block holds only its pixels (no-data padding). Sums are integers, exact
+    at any size: the same means whatever the chunking, and as before for every block whose
+    DN sum was exact in float32 (any 16 x 16 block; 32 x 32 of reflectance below 1.6)."""
+    n_band, ny, nx = frame.shape
+    is_data = (frame != 0).all(axis=0)
+    pad = ((0, (-ny) % factor), (0, (-nx) % factor))
+    dn = np.pad(np.where(is_data, frame, 0), ((0, 0), *pad))
+    data = np.pad(is_data, pad)
+    shape = (dn.shape[1] // factor, factor, dn.shape[2] // factor, factor)
+    sums = dn.reshape(n_band, *shape).sum(axis=(2, 4), dtype=np.int64)
+    counts = data.reshape(shape).sum(axis=(1, 3), dtype=np.int32)
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = sums / (counts[:, np.newaxis] * np.float32(QUANTIFICATION))
-    means = np.where(counts[:, np.newaxis] > 0, means, 0.0).astype(np.float32)
-    return means, counts
+        means = sums / (counts * np.float32(QUANTIFICATION))
+    return np.where(counts > 0, means, 0.0).astype(np.float32), counts
+
+
+def _coarse_probability_block(block: np.ndarray, factor: int, library: str | None) -> np.ndarray:
+    """(time, 13, y, x) DN chunk -> (time, Y, X) float32 s2cloudless probability of its block
+    means (0 for blocks without data): the means frame by frame, one prediction for all."""
+    means, counts = zip(*(_block_means(frame, factor) for frame in block), strict=True)
+    means, counts = np.stack(means), np.stack(counts)
+    has_data = counts > 0
+    out = np.zeros(counts.shape, np.float32)
+    out[has_data] = _pixel_probability(np.moveaxis(means, 1, -1)[has_data], library)
+    return out
+
+
+def _bilinear_weights(idx: np.ndarray, factor: int, n: int):
+    """Neighbouring block centres (lo, hi) of cube pixels ``idx`` and the weight of hi."""
+    pos = np.clip((idx + 0.5) / factor - 0.5, 0.0, n - 1)  # in block-centre units
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, n - 1)
+    return lo, hi, (pos - lo).astype(np.float32)
 
 
 def _upsample_block(
-    template: np.ndarray,
-    prob: np.ndarray,
-    mask: np.ndarray,
-    factor: int,
+    prob: np.ndarray, mask: np.ndarray, factor: int, coarse_shape: tuple[int, int],
     block_info=None,
-) -> np.ndarray:
-    """One (time, y, x) output chunk: bilinear probability and nearest mask, stacked as
-    uint8 (2, time, y, x) = (probability x 255, mask)."""
-    (r0, r1), (c0, c1) = block_info[0]["array-location"][1:]
+) -> np.ndarray:  # fmt: skip
+    """One (time, y, x) chunk of the cube grid from its blocks: bilinear probability and
+    nearest mask, stacked as uint8 (2, time, y, x) = (probability x 255, mask).
+
+    ``prob`` holds the chunk's blocks and one more on each side inside the array (the
+    neighbouring block centres); positions are the whole array's, so chunk edges are seamless.
+    """
+    (r0, r1), (c0, c1) = block_info[None]["array-location"][2:]
     rows, cols = np.arange(r0, r1), np.arange(c0, c1)
-
-    def weights(idx: np.ndarray, n: int):
-        pos = np.clip((idx + 0.5) / factor - 0.5, 0.0, n - 1)  # in block-centre units
-        lo = np.floor(pos).astype(np.intp)
-        hi = np.minimum(lo + 1, n - 1)
-        return lo, hi, (pos - lo).astype(np.float32)
-
-    ylo, yhi, wy = weights(rows, prob.shape[1])
-    xlo, xhi, wx = weights(cols, prob.shape[2])
+    top = r0 // factor - (r0 > 0)  # first block of ``prob`` (one before the chunk's own)
+    left = c0 // factor - (c0 > 0)
+    ylo, yhi, wy = _bilinear_weights(rows, factor, coarse_shape[0])
+    xlo, xhi, wx = _bilinear_weights(cols, factor, coarse_shape[1])
+    ylo, yhi, xlo, xhi = ylo - top, yhi - top, xlo - left, xhi - left
     along_y = prob[:, ylo, :] * (1 - wy)[:, None] + prob[:, yhi, :] * wy[:, None]
     fine = along_y[:, :, xlo] * (1 - wx) + along_y[:, :, xhi] * wx
-    fine_mask = mask[:, rows // factor][:, :, cols // factor]
+    fine_mask = mask[:, rows // factor - r0 // factor][:, :, cols // factor - c0 // factor]
     out = np.empty((2, *fine.shape), np.uint8)
     out[0] = np.round(np.clip(fine, 0.0, 1.0) * 255.0)
     out[1] = fine_mask
     return out
 
 
-def _coarse_path(bands, is_data, factor, threshold, average_over, dilation_size):
-    detector = _detector(threshold, average_over, dilation_size)
-    means, counts = _block_means(bands.data, is_data.data, factor)
-    n_time, _, ny_c, nx_c = means.shape
-    prob = np.zeros((n_time, ny_c, nx_c), np.float32)
-    for t in tqdm(range(n_time), desc=f"s2cloudless ({ny_c}x{nx_c} blocks)", unit="frame"):
-        has_data = counts[t] > 0
-        pixels = np.moveaxis(means[t], 0, -1)[has_data]
-        prob[t][has_data] = _pixel_probability(pixels, detector)
-    mask = detector.get_mask_from_prob(prob).astype(bool)
-
-    # Graph-friendly: the small coarse arrays go in once, every output chunk refers to them.
-    prob_d, mask_d = dask.delayed(prob, pure=True), dask.delayed(mask, pure=True)
-    data = is_data.data
+def _coarse_path(bands, factor, threshold, average_over, dilation_size, library=None):
+    """Block means, s2cloudless and its mask at the processing resolution, back to the cube
+    grid, all chunk by chunk: memory stays that of a few chunks at any AOI size."""
+    arr = bands.data.rechunk({1: -1})
+    arr = arr.rechunk({2: _aligned(arr.chunks[2], factor), 3: _aligned(arr.chunks[3], factor)})
+    coarse_chunks = tuple(tuple(-(-c // factor) for c in axis) for axis in arr.chunks[2:])
+    prob = da.map_blocks(
+        _coarse_probability_block,
+        arr,
+        factor=factor,
+        library=library,
+        drop_axis=1,
+        chunks=(arr.chunks[0], *coarse_chunks),
+        dtype=np.float32,
+    )
+    mask = _mask_of(prob, threshold, average_over, dilation_size)
+    # each chunk with the neighbouring block centres its edge pixels interpolate from
+    neighbours = da.overlap.overlap(prob, depth={0: 0, 1: 1, 2: 1}, boundary="none")
     stacked = da.map_blocks(
         _upsample_block,
-        data,
-        prob=prob_d,
-        mask=mask_d,
+        neighbours,
+        mask,
         factor=factor,
+        coarse_shape=prob.shape[1:],
         new_axis=0,
-        chunks=((2,), *data.chunks),
+        chunks=((2,), arr.chunks[0], *arr.chunks[2:]),
         dtype=np.uint8,
     )
-    return stacked[0], stacked[1].astype(bool)
+    chunks = bands.data.chunks[:1] + bands.data.chunks[2:]
+    return stacked[0].rechunk(chunks), stacked[1].astype(bool).rechunk(chunks)
 
 
 # --------------------------------------------------------------------------- full-resolution path
 
 
-def _probability_block(block: np.ndarray, threshold, average_over, dilation_size) -> np.ndarray:
+def _probability_block(block: np.ndarray, library: str | None) -> np.ndarray:
     """(time, 13, y, x) uint16 DN chunk -> (time, y, x) float32 probability (0 on no data)."""
-    detector = _detector(threshold, average_over, dilation_size)
     n_time, _, ny, nx = block.shape
     out = np.zeros((n_time, ny, nx), np.float32)
     for t in range(n_time):  # one frame at a time keeps the float copy small
         frame = block[t]
         has_data = (frame != 0).all(axis=0)
         pixels = np.moveaxis(frame, 0, -1)[has_data].astype(np.float32) / np.float32(QUANTIFICATION)
-        out[t][has_data] = _pixel_probability(pixels, detector)
+        out[t][has_data] = _pixel_probability(pixels, library)
     return out
 
 
-def _postprocess_block(prob: np.ndarray, threshold, average_over, dilation_size) -> np.ndarray:
-    detector = _detector(threshold, average_over, dilation_size)
-    return detector.get_mask_from_prob(np.ascontiguousarray(prob)).astype(bool)
-
-
-def _full_resolution_path(bands, threshold, average_over, dilation_size):
+def _full_resolution_path(bands, threshold, average_over, dilation_size, library=None):
     arr = bands.data.rechunk({0: -1, 1: -1})
-    settings = {
-        "threshold": threshold,
-        "average_over": average_over,
-        "dilation_size": dilation_size,
-    }
-    prob = da.map_blocks(_probability_block, arr, drop_axis=1, dtype=np.float32, **settings)
-    depth = int(average_over or 0) + int(dilation_size or 0)
-    if depth:
-        too_small = [c for axis in prob.chunks[1:] for c in axis if c < depth]
-        if too_small:  # map_overlap needs every chunk at least as wide as its halo
-            prob = prob.rechunk({1: max(depth, *prob.chunks[1]), 2: max(depth, *prob.chunks[2])})
-        mask = da.map_overlap(
-            _postprocess_block,
-            prob,
-            depth={0: 0, 1: depth, 2: depth},
-            boundary={1: "reflect", 2: "reflect"},  # = cv2.BORDER_REFLECT used by s2cloudless
-            dtype=bool,
-            **settings,
-        ).rechunk(arr.chunks[:1] + arr.chunks[2:])
-        prob = prob.rechunk(arr.chunks[:1] + arr.chunks[2:])
-    else:
-        mask = prob > threshold
+    prob = da.map_blocks(_probability_block, arr, library=library, drop_axis=1, dtype=np.float32)
+    mask = _mask_of(prob, threshold, average_over, dilation_size)
     return _to_uint8(prob), mask
 
 
@@ -261,16 +450,19 @@ def cloud_masks(
     average_over: Annotated[int, Field(ge=0)] = 2,
     dilation_size: Annotated[int, Field(ge=0)] = 1,
     snow: Literal["cloud", "ndsi"] = "cloud",
+    compiled: Literal["auto"] | bool = "auto",
 ) -> xr.Dataset:
     """s2cloudless cloud probability and mask of an L1C cube, on the cube's grid.
 
     Returns a Dataset with ``cloud_prob`` (time, y, x) uint8 (probability x 255, rounded) and
     ``cloud_mask`` (time, y, x) bool, with the input's coordinates, CRS and spatial chunks.
     ``processing_resolution`` (metres) must be a whole multiple of the cube resolution; the
-    default 160 m computes the probabilities eagerly on the small block-averaged cube (progress
-    bar per frame) and upsamples lazily; the cube resolution runs the lazy full-resolution path.
-    s2cloudless takes most snow for cloud; ``snow="ndsi"`` clears the pixels that
-    :func:`snow_test` calls snow (``"cloud"`` keeps s2cloudless' own answer).
+    default 160 m runs the coarse path (block means), the cube resolution the full-resolution
+    path; both lazy, chunk by chunk. s2cloudless takes most snow for cloud; ``snow="ndsi"``
+    clears the pixels that :func:`snow_test` calls snow (``"cloud"`` keeps s2cloudless' own
+    answer). ``compiled`` (auto, true, false): classify with s2cloudless' model compiled to
+    native code, which gives the same answers faster (see :func:`choose_library`); the
+    Dataset's ``predictor`` attribute says which ran. Compiling, if needed, happens here.
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
@@ -280,10 +472,12 @@ def cloud_masks(
     bands = _ordered_bands(l1c)
     is_data = data_mask(bands)
     settings = (float(threshold), int(average_over or 0), int(dilation_size or 0))
+    n_time, _, ny, nx = bands.shape
+    library = choose_library(compiled, n_time * -(-ny // factor) * -(-nx // factor))
     if factor == 1:
-        prob_u8, mask = _full_resolution_path(bands, *settings)
+        prob_u8, mask = _full_resolution_path(bands, *settings, library)
     else:
-        prob_u8, mask = _coarse_path(bands, is_data, factor, *settings)
+        prob_u8, mask = _coarse_path(bands, factor, *settings, library)
     prob_u8 = da.where(is_data.data, prob_u8, np.uint8(0))
     mask = mask & is_data.data
     if snow == "ndsi":
@@ -303,6 +497,7 @@ def cloud_masks(
             "average_over": int(average_over or 0),
             "dilation_size": int(dilation_size or 0),
             "snow": snow,
+            "predictor": "compiled" if library else "s2cloudless",
         },
     )
     out["cloud_prob"].attrs = {

@@ -5,6 +5,8 @@ compiled library has the trees as C code. It is used only after it gave exactly 
 probabilities on a sample of the pixels to classify; otherwise (or for another estimator)
 the caller keeps the estimator's own ``predict_proba``. Compiling takes about 20 s per 1000
 trees on 2 cores, so each model is compiled once, into a cache folder keyed by its hash.
+The building blocks (:func:`compile_booster`, :func:`compiled_predict`) take any LightGBM
+booster: cloud masking compiles s2cloudless' model with them (perceptive.eo.cloud_masking).
 """
 
 from __future__ import annotations
@@ -29,35 +31,56 @@ log = logging.getLogger(__name__)
 
 LIBRARY = "model.so"
 
+#: The environment variable naming the C compiler (a GCC or Clang); ``gcc`` when unset.
+TOOLCHAIN_ENV = "CC"
+
+
+def build_stamp() -> str:
+    """What a compiled library depends on besides the trees: the compilers and the machine."""
+    return f"{version('treelite')}|{version('tl2cgen')}|{platform.machine()}|{platform.system()}"
+
+
+def content_key(content: str | bytes) -> str:
+    """The cache key of a model given as its text (or file bytes), with :func:`build_stamp`."""
+    data = content.encode() if isinstance(content, str) else content
+    return hashlib.sha256(build_stamp().encode() + data).hexdigest()[:20]
+
 
 def model_key(model: LulcModel) -> str:
     """The cache key of a LightGBM model: its trees, the compilers' versions, the machine."""
-    text = model.estimator.booster_.model_to_string()
-    stamp = f"{version('treelite')}|{version('tl2cgen')}|{platform.machine()}|{platform.system()}"
-    return hashlib.sha256((stamp + text).encode()).hexdigest()[:20]
+    return content_key(model.estimator.booster_.model_to_string())
 
 
-def compile_model(model: LulcModel, cache: Path) -> Path:
-    """The compiled library of a fitted LightGBM model, built into ``cache/<key>/`` unless
-    it is already there (written under a temporary name, then renamed)."""
+def toolchain() -> str:
+    """The C compiler tl2cgen builds with: ``$CC`` if set, else ``gcc``."""
+    return os.environ.get(TOOLCHAIN_ENV) or "gcc"
+
+
+def compile_booster(booster, folder: Path, params: dict | None = None) -> Path:
+    """``folder/model.so``, the compiled library of a LightGBM booster, built unless it is
+    already there. Written under a temporary name, then renamed: two processes compiling the
+    same model at once both finish, and a reader never sees half a library. ``params`` are
+    tl2cgen's code generation parameters (default ``parallel_comp``: one C file per core);
+    they are not in ``folder``'s name, so a caller that varies them keys its folders by them."""
     import tl2cgen
     import treelite
 
-    folder = Path(cache) / model_key(model)
+    folder = Path(folder)
     library = folder / LIBRARY
     if library.exists():
         return library
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".partial-{uuid.uuid4().hex[:8]}-{LIBRARY}"
+    cores = os.cpu_count() or 1
     start = time.perf_counter()
     try:
-        trees = treelite.frontend.from_lightgbm(model.estimator.booster_)
+        trees = treelite.frontend.from_lightgbm(booster)
         tl2cgen.export_lib(
             trees,
-            toolchain="gcc",
+            toolchain=toolchain(),
             libpath=str(tmp),
-            params={"parallel_comp": os.cpu_count() or 1},
-            nthread=os.cpu_count() or 1,
+            params={"parallel_comp": cores, **(params or {})},
+            nthread=cores,
         )
         os.replace(tmp, library)
     finally:
@@ -68,8 +91,15 @@ def compile_model(model: LulcModel, cache: Path) -> Path:
     return library
 
 
-def compiled_predict_proba(library: Path, n_classes: int) -> Callable[[np.ndarray], np.ndarray]:
-    """``predict_proba`` of a compiled library: (n, features) float32 -> (n, k) float32.
+def compile_model(model: LulcModel, cache: Path) -> Path:
+    """The compiled library of a fitted LightGBM model, built into ``cache/<key>/`` unless
+    it is already there (written under a temporary name, then renamed)."""
+    return compile_booster(model.estimator.booster_, Path(cache) / model_key(model))
+
+
+def compiled_predict(library: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The raw output of a compiled library: (n, features) float32 -> (n, outputs) in the
+    library's own precision (float64 for a LightGBM model: its sums and sigmoid, unrounded).
 
     One call at a time (a lock): the library uses every core itself, and dask's threads then
     only prepare the next chunk meanwhile."""
@@ -78,12 +108,22 @@ def compiled_predict_proba(library: Path, n_classes: int) -> Callable[[np.ndarra
     predictor = tl2cgen.Predictor(str(library), nthread=os.cpu_count() or 1)
     lock = threading.Lock()
 
+    def predict(X: np.ndarray) -> np.ndarray:
+        matrix = tl2cgen.DMatrix(np.ascontiguousarray(X, dtype=np.float32))
+        with lock:
+            return np.asarray(predictor.predict(matrix)).reshape(len(X), -1)
+
+    return predict
+
+
+def compiled_predict_proba(library: Path, n_classes: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``predict_proba`` of a compiled library: (n, features) float32 -> (n, k) float32."""
+    predict = compiled_predict(library)
+
     def predict_proba(X: np.ndarray) -> np.ndarray:
         if len(X) == 0:
             return np.zeros((0, n_classes), dtype=np.float32)
-        matrix = tl2cgen.DMatrix(np.ascontiguousarray(X, dtype=np.float32))
-        with lock:
-            out = np.asarray(predictor.predict(matrix)).reshape(len(X), -1)
+        out = predict(X)
         if n_classes == 2 and out.shape[1] == 1:  # binary: the positive class only
             out = np.hstack([1.0 - out, out])
         return out.astype(np.float32)
