@@ -21,14 +21,20 @@ from perceptive.pruning import VERSION
 log = logging.getLogger(__name__)
 
 
+#: How deep under data_root version folders are looked for: saves sit at
+#: <layer>/<dataset>/<version>/, the arms pipeline's at <layer>/arms/<arm>/<dataset>/<version>/
+#: (catalog_arms.yml); one level more is spare.
+MAX_DEPTH = 6
+
+
 def sweep_partials(data_root: Path) -> list[Path]:
     """Remove the unfinished saves of runs that are over; returns what was removed."""
     data_root = Path(data_root)
     removed = []
-    # saves sit at <data_root>/<layer>/<dataset>/<version>/: no need to walk into the stores
-    for partial in sorted(data_root.glob("*/*/*/.partial-*")):
+    partials = (p for v in _version_dirs(data_root) for p in v.glob(".partial-*"))
+    for partial in sorted(partials):
         version_dir = partial.parent
-        if not VERSION.match(version_dir.name) or _still_running(data_root, version_dir.name):
+        if _still_running(data_root, version_dir.name):
             continue
         if partial.is_dir():
             shutil.rmtree(partial, ignore_errors=True)
@@ -40,6 +46,19 @@ def sweep_partials(data_root: Path) -> list[Path]:
     if removed:
         log.info("Removed %d unfinished saves left by killed runs", len(removed))
     return removed
+
+
+def _version_dirs(data_root: Path):
+    """The version folders under ``data_root``, down to MAX_DEPTH, without walking into them
+    (a Zarr store is thousands of files) or into hidden folders."""
+    top = len(data_root.parts)
+    for folder, subdirs, _ in os.walk(data_root):
+        here = Path(folder)
+        yield from (here / d for d in subdirs if VERSION.match(d))
+        if len(here.parts) - top + 1 >= MAX_DEPTH:  # its subfolders are as deep as it goes
+            subdirs.clear()
+        else:
+            subdirs[:] = [d for d in subdirs if not VERSION.match(d) and not d.startswith(".")]
 
 
 def _still_running(data_root: Path, version: str) -> bool:
