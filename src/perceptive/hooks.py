@@ -1,14 +1,18 @@
-"""Project hooks: fail early, with the fix, when a pipeline's input was never produced."""
+"""Project hooks: fail early, with the fix, when a pipeline's input was never produced or its
+outputs cannot be written."""
 
 from __future__ import annotations
 
 import importlib
 import logging
+from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.io.core import AbstractVersionedDataset, Version
 from kedro.pipeline import Pipeline
+
+from perceptive.datasets.storage import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,8 @@ class InputCheckHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline: Pipeline, catalog: DataCatalog):
+        for warning in check_writable(_output_folders(pipeline, catalog)):
+            log.warning(warning)
         pinned = run_params.get("load_versions") or {}
         missing = [
             name
@@ -109,6 +115,16 @@ def _pipelines_to_run_first(names: list[str], catalog: DataCatalog) -> list[str]
 
 def _link_pipeline(link: str) -> Pipeline:
     return importlib.import_module(f"perceptive.pipelines.{link}").create_pipeline()
+
+
+def _output_folders(pipeline: Pipeline, catalog: DataCatalog) -> list[Path]:
+    """Where the pipeline's outputs on disk go (each dataset's own folder)."""
+    folders = []
+    for name in pipeline.all_outputs():
+        filepath = getattr(catalog.get(name), "_filepath", None) if name in catalog else None
+        if filepath is not None and "://" not in str(filepath):
+            folders.append(Path(str(filepath)))
+    return folders
 
 
 def _where(dataset) -> str:

@@ -34,6 +34,7 @@ from kedro.pipeline.node import Node
 from mlflow.entities import Metric, RunTag
 
 from perceptive import provenance
+from perceptive.datasets.storage import check_writable
 from perceptive.leftovers import sweep_partials
 from perceptive.provenance import jsonable, write_json_atomic
 from perceptive.sources import DEMO_MARK, is_demo
@@ -74,6 +75,10 @@ class RunRecordHooks:
         # tryfirst: before MlflowHook reads mlflow.yml and opens the tracking store
         self._project_path = Path(context.project_path)
         self._data_root = data_root_of(context)
+        # before anything (the MLflow store too) writes there: an unwritable data_root is
+        # one clear error, not a NotADirectoryError from deep inside MLflow
+        for warning in check_writable([self._data_root]):
+            log.warning(warning)
         self._env = context.env or getattr(context.config_loader, "default_run_env", None)
         _anchor_sqlite_store(context)
 

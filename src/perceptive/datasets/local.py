@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_protocol_and_path
 
-from perceptive.datasets import manifest
+from perceptive.datasets import manifest, storage
 
 T = TypeVar("T")
 
@@ -79,9 +79,10 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
 
     def save(self, data: T) -> None:
         final = Path(self._get_save_path())
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".partial-{uuid.uuid4().hex[:8]}-{final.name}")
+        new_folder = not final.parent.exists()
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
             self._write(data, tmp)
             if final.exists():
                 raise DatasetError(f"{final} already exists; a saved version is never overwritten.")
@@ -91,6 +92,11 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
             for sidecar in sidecars:  # first: the main file's name marks completion
                 os.replace(sidecar, final.with_name(final.name + sidecar.name[len(tmp.name) :]))
             os.replace(tmp, final)
+        except Exception as exc:
+            error = storage.storage_error(exc, final)
+            if error is None:
+                raise
+            raise error from exc
         finally:
             if tmp.is_dir():
                 shutil.rmtree(tmp)
@@ -99,6 +105,8 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
             for sidecar in self._sidecars(tmp):
                 sidecar.unlink()
             manifest.manifest_path(tmp).unlink(missing_ok=True)
+            if new_folder and not final.exists():
+                storage.remove_if_empty(final.parent)
 
     def _exists(self) -> bool:
         try:
