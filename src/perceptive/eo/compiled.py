@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 
 LIBRARY = "model.so"
 
+#: How a classifier is compiled (tl2cgen parameters): ``quantize`` compares bin indices
+#: instead of doubles, 2.7x LightGBM's ``predict`` against 1.9x without, with the same answers
+#: (benchmarks/prediction.py; checked on every model before use, as always).
+COMPILE_PARAMS = {"quantize": 1}
+
 #: The environment variable naming the C compiler (a GCC or Clang); ``gcc`` when unset.
 TOOLCHAIN_ENV = "CC"
 
@@ -47,8 +52,10 @@ def content_key(content: str | bytes) -> str:
 
 
 def model_key(model: LulcModel) -> str:
-    """The cache key of a LightGBM model: its trees, the compilers' versions, the machine."""
-    return content_key(model.estimator.booster_.model_to_string())
+    """The cache key of a LightGBM model: its trees, how they are compiled
+    (:data:`COMPILE_PARAMS`), the compilers' versions, the machine."""
+    build = repr(sorted(COMPILE_PARAMS.items()))
+    return content_key(model.estimator.booster_.model_to_string() + build)
 
 
 def toolchain() -> str:
@@ -94,7 +101,7 @@ def compile_booster(booster, folder: Path, params: dict | None = None) -> Path:
 def compile_model(model: LulcModel, cache: Path) -> Path:
     """The compiled library of a fitted LightGBM model, built into ``cache/<key>/`` unless
     it is already there (written under a temporary name, then renamed)."""
-    return compile_booster(model.estimator.booster_, Path(cache) / model_key(model))
+    return compile_booster(model.estimator.booster_, Path(cache) / model_key(model), COMPILE_PARAMS)
 
 
 def compiled_predict(library: Path) -> Callable[[np.ndarray], np.ndarray]:
