@@ -125,9 +125,24 @@ def test_unfinished_saves_of_a_killed_run_are_swept_by_the_next(tmp_path):
     cube = tmp_path / "04_feature" / "features_cube.zarr" / killed
     (cube / ".partial-5678abcd-features_cube.zarr" / "features").mkdir(parents=True)
     (cube / "features_cube.zarr").mkdir()  # a finished save of the same version stays
+    (cube / "features_cube.zarr.manifest.json").write_text("{}")  # ... with its manifest
+    # killed between the two renames of a save: the manifest is in place, the map is not
+    lulc = tmp_path / "07_model_output" / "lulc_map.tif" / killed
+    lulc.mkdir(parents=True)
+    (lulc / "lulc_map.tif.manifest.json").write_text("{}")
+    (lulc / "lulc_map.tif.aux.xml").write_text("<PAMDataset/>")
+    for version in (killed, live):  # run records being written when the runs were killed
+        (runs_dir / f".partial-9abc0123-{version}.json").write_text('{"save_ver')
 
     removed = sweep_partials(tmp_path)
-    assert len(removed) == 2
+    assert len(removed) == 5
+    assert not lulc.exists()
+    assert sorted(p.name for p in runs_dir.iterdir()) == sorted(
+        [f"{killed}.json", f"{live}.json", f".partial-9abc0123-{live}.json"]
+    )
     assert not (samples / killed).exists()  # only a partial was there: the folder goes too
     assert (samples / live / ".partial-1234abcd-samples.parquet").exists()  # still writing
-    assert sorted(p.name for p in cube.iterdir()) == ["features_cube.zarr"]
+    assert sorted(p.name for p in cube.iterdir()) == [
+        "features_cube.zarr",
+        "features_cube.zarr.manifest.json",
+    ]

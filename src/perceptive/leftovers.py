@@ -1,5 +1,6 @@
 """Sweep what killed runs left behind: ``.partial-*`` files and folders of saves that never
-finished, and the empty version folders around them.
+finished, sidecars renamed into place just before a main file that never came, half-written
+run records, and the empty version folders around them.
 
 A save writes to a ``.partial-`` sibling inside its version folder and renames it when whole,
 so a kill -9 leaves the partial behind (never taken for a version, but taking disk). The next
@@ -12,10 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
 
+from perceptive.datasets import manifest
 from perceptive.pruning import VERSION
 
 log = logging.getLogger(__name__)
@@ -27,25 +30,52 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 6
 
 
+#: Files a save renames into place just before its main file (perceptive.datasets.local): a
+#: kill between the two renames leaves one alone, ``<main file name><suffix>``.
+SIDECAR_SUFFIXES = (manifest.SUFFIX, ".aux.xml")
+
+
 def sweep_partials(data_root: Path) -> list[Path]:
-    """Remove the unfinished saves of runs that are over; returns what was removed."""
+    """Remove the unfinished saves of runs that are over (``.partial-`` files and folders,
+    sidecars whose main file never arrived, half-written run records); returns what was
+    removed."""
     data_root = Path(data_root)
     removed = []
-    partials = (p for v in _version_dirs(data_root) for p in v.glob(".partial-*"))
-    for partial in sorted(partials):
-        version_dir = partial.parent
+    for version_dir in sorted(_version_dirs(data_root)):
         if _still_running(data_root, version_dir.name):
             continue
-        if partial.is_dir():
-            shutil.rmtree(partial, ignore_errors=True)
-        else:
-            partial.unlink(missing_ok=True)
-        removed.append(partial)
-        if not any(version_dir.iterdir()):  # nothing else was ever saved there
+        leftovers = sorted(_unfinished(version_dir))
+        for leftover in leftovers:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        removed += leftovers
+        if leftovers and not any(version_dir.iterdir()):  # nothing else was ever saved there
             version_dir.rmdir()
+    for record in sorted((data_root / "runs").glob(".partial-*")):
+        version = RECORD_PARTIAL.match(record.name)
+        if version and not _still_running(data_root, version["version"]):
+            record.unlink(missing_ok=True)
+            removed.append(record)
     if removed:
         log.info("Removed %d unfinished saves left by killed runs", len(removed))
     return removed
+
+
+#: A run record being written (perceptive.provenance.write_json_atomic): its version is in it.
+RECORD_PARTIAL = re.compile(r"^\.partial-[0-9a-f]{8}-(?P<version>.+)\.json$")
+
+
+def _unfinished(version_dir: Path) -> list[Path]:
+    """The ``.partial-`` entries of a version folder, and its sidecars whose file is missing."""
+    found = list(version_dir.glob(".partial-*"))
+    for suffix in SIDECAR_SUFFIXES:
+        for sidecar in version_dir.glob(f"*{suffix}"):
+            main = version_dir / sidecar.name[: -len(suffix)]
+            if not sidecar.name.startswith(".partial-") and not main.exists():
+                found.append(sidecar)
+    return found
 
 
 def _version_dirs(data_root: Path):
