@@ -402,11 +402,17 @@ def _s2cloudless_conflicts(options: Mapping[str, Any], grid: Grid) -> list[tuple
         cloud_masking.processing_factor(processing, grid.resolution)
     except ValueError as err:
         return [("cloud_masking.processing_resolution", str(err))]
-    pixels = options["average_over"] + options["dilation_size"]
+    radii = {}  # the option that sets each radius (in metres when given), and its pixels
+    for count, metres in (("average_over", "average_over_m"), ("dilation_size", "dilation_m")):
+        if options.get(metres) is not None:
+            radii[metres] = cloud_masking.radius_pixels(options[metres], processing)
+        else:
+            radii[count] = options[count]
+    pixels = sum(radii.values())
     extent_m = min(grid.width, grid.height) * grid.resolution
     if 2 * pixels * processing > extent_m:
         return [(
-            "cloud_masking.average_over",
+            f"cloud_masking.{max(radii, key=radii.get)}",
             f"average_over + dilation_size = {pixels} pixels of {processing:g} m span "
             f"{2 * pixels * processing:g} m, more than the AOI ({extent_m:g} m across); lower "
             "them or the processing_resolution.",

@@ -13,6 +13,7 @@ from perceptive.eo.cloud_masking import (
     _detector,
     cloud_masks,
     processing_factor,
+    radius_pixels,
     snow_test,
     source_cloud_masks,
 )
@@ -204,6 +205,29 @@ def test_coarse_mask_is_blocky_and_dilated(cube):
     blocks = m.reshape(10, 16, 10, 16)
     assert (blocks.all(axis=(1, 3)) | ~blocks.any(axis=(1, 3))).all()
     assert m[CLOUD_BOX[0].start - 16, 80]  # one block above the cloud, flagged by dilation
+
+
+def test_radius_in_metres_rounds_to_processing_pixels():
+    assert [radius_pixels(m, 160) for m in (0, 79, 80, 160, 320, 400)] == [0, 0, 1, 1, 2, 3]
+    assert radius_pixels(320, 20) == 16 and radius_pixels(160, 20) == 8
+    with pytest.raises(ValueError, match=">= 0"):
+        radius_pixels(-10, 160)
+
+
+def test_averaging_and_dilation_in_metres_mean_the_same_at_any_resolution(cube):
+    """320 m of averaging and 160 m of dilation are eo-learn's 2 and 1 pixels at 160 m, and
+    4 and 2 pixels at 80 m: the masks equal those given in pixels; the attributes say so."""
+    in_metres = {"average_over_m": 320, "dilation_m": 160}
+    for resolution, pixels in ((160, (2, 1)), (80, (4, 2))):
+        got = cloud_masks(cube, processing_resolution=resolution, **in_metres).compute()
+        want = cloud_masks(
+            cube, processing_resolution=resolution, average_over=pixels[0], dilation_size=pixels[1]
+        ).compute()
+        assert (got.attrs["average_over"], got.attrs["dilation_size"]) == pixels
+        np.testing.assert_array_equal(got["cloud_mask"].values, want["cloud_mask"].values)
+    # and the metres win over the pixel counts: a wider dilation flags more
+    wider = cloud_masks(cube, processing_resolution=80, average_over_m=320, dilation_m=480)
+    assert wider["cloud_mask"].sum() > got["cloud_mask"].sum()
 
 
 def test_bad_processing_resolution(cube):

@@ -25,6 +25,8 @@ Conventions:
   block averages (a block without data pixels gets probability 0);
 - ``average_over`` and ``dilation_size`` are disk radii in pixels *of the processing
   resolution* (as in s2cloudless/eo-learn): at 160 m, ``dilation_size=1`` grows clouds by 160 m;
+  ``average_over_m`` and ``dilation_m`` give them in metres instead (rounded half up to whole
+  processing pixels), so a setting means the same at any processing resolution;
 - coarse path back to the cube grid: ``cloud_mask`` is the s2cloudless mask at the processing
   resolution, copied to every cube pixel of its block (nearest neighbour); ``cloud_prob`` is the
   raw (unsmoothed) probability, bilinearly interpolated between block centres.
@@ -429,6 +431,14 @@ def processing_factor(processing_resolution: float, resolution: float) -> int:
     return factor
 
 
+def radius_pixels(metres: float, processing_resolution: float) -> int:
+    """A radius in metres as whole pixels of the processing resolution, rounded half up:
+    320 m is 2 pixels at 160 m and 16 at 20 m; 80 m is 1 pixel at 160 m."""
+    if metres < 0:
+        raise ValueError(f"A radius in metres must be >= 0, got {metres:g}.")
+    return math.floor(metres / processing_resolution + 0.5)
+
+
 def _grid_factor(processing_resolution: float, l1c: xr.Dataset) -> int:
     """The processing factor of a cube, the same along x and y (pixels may be non-square)."""
     grid = grid_of(l1c)
@@ -449,6 +459,8 @@ def cloud_masks(
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.4,
     average_over: Annotated[int, Field(ge=0)] = 2,
     dilation_size: Annotated[int, Field(ge=0)] = 1,
+    average_over_m: Annotated[float, Field(ge=0)] | None = None,
+    dilation_m: Annotated[float, Field(ge=0)] | None = None,
     snow: Literal["cloud", "ndsi"] = "cloud",
     compiled: Literal["auto"] | bool = "auto",
 ) -> xr.Dataset:
@@ -458,7 +470,9 @@ def cloud_masks(
     ``cloud_mask`` (time, y, x) bool, with the input's coordinates, CRS and spatial chunks.
     ``processing_resolution`` (metres) must be a whole multiple of the cube resolution; the
     default 160 m runs the coarse path (block means), the cube resolution the full-resolution
-    path; both lazy, chunk by chunk. s2cloudless takes most snow for cloud; ``snow="ndsi"``
+    path; both lazy, chunk by chunk. ``average_over_m`` / ``dilation_m``, when set, replace
+    ``average_over`` / ``dilation_size`` by a radius in metres (:func:`radius_pixels`); the
+    attributes record the pixels used. s2cloudless takes most snow for cloud; ``snow="ndsi"``
     clears the pixels that :func:`snow_test` calls snow (``"cloud"`` keeps s2cloudless' own
     answer). ``compiled`` (auto, true, false): classify with s2cloudless' model compiled to
     native code, which gives the same answers faster (see :func:`choose_library`); the
@@ -466,6 +480,10 @@ def cloud_masks(
     """
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
+    if average_over_m is not None:
+        average_over = radius_pixels(average_over_m, processing_resolution)
+    if dilation_m is not None:
+        dilation_size = radius_pixels(dilation_m, processing_resolution)
     if (average_over or 0) < 0 or (dilation_size or 0) < 0:
         raise ValueError("average_over and dilation_size must be >= 0 (0 = skip that step).")
     factor = _grid_factor(processing_resolution, l1c)
