@@ -75,7 +75,8 @@ def test_projection_finds_the_demo_shadows():
     shadow, no_data = truth["shadow"].values, truth["no_data"].values
     cloud = clouds.values
     target = shadow & ~cloud & ~no_data
-    assert target.sum() > 50_000
+    # demo v2: broken cloud is smaller, the 160 m cloud mask now covers most of its shadows
+    assert target.sum() > 5_000
     recall = (found & target).sum() / target.sum()
     precision = (found & shadow).sum() / found.sum()
     near = np.stack([ndimage.binary_dilation(s, iterations=3) for s in shadow])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 
 from perceptive.eo.cube import S2_BANDS, validate_l1c_cube
 from perceptive.eo.legend import DEFAULT_LEGEND, class_names
@@ -65,7 +66,7 @@ def test_cube_schema_and_chunks():
     assert cube.rio.transform() == scene.grid.transform
     np.testing.assert_allclose(cube["x"].values, scene.grid.x)
     truth = scene.truth(tile_size=64)
-    for var in ("cloud", "cirrus", "shadow", "no_data", "snow"):
+    for var in ("cloud", "cirrus", "shadow", "no_data", "snow", "haze"):
         assert truth[var].dims == ("time", "y", "x") and truth[var].dtype == bool
     assert truth["land_cover"].dims == ("y", "x") and truth["land_cover"].dtype == np.uint8
     assert truth.rio.crs == cube.rio.crs
@@ -127,7 +128,9 @@ def test_water_dark_and_vegetation_green_in_summer(summer_data):
     cube, truth = summer_data
     r = refl(cube)
     lc = truth["land_cover"].values
-    clear = ~(truth.cloud | truth.cirrus | truth.shadow | truth.no_data | truth.snow).values
+    # haze too: thin cloud and haze brighten dark water (the demo has them since version 2)
+    clear = ~(truth.cloud | truth.cirrus | truth.shadow | truth.no_data | truth.snow | truth.haze)
+    clear = clear.values
     with np.errstate(invalid="ignore"):
         ndvi = (r[:, B08] - r[:, B04]) / (r[:, B08] + r[:, B04])
     water = clear & (lc == 5)[None]
@@ -196,6 +199,57 @@ def test_seasonal_snow_in_winter_only(year_small):
     assert set(months) <= {1, 2, 3, 4, 11, 12}
 
 
+#: Median per-pixel NDVI seasonal amplitude (p95 - p5 over the year's cloud-free observations)
+#: of a real Sentinel-2 L1C year, a Slovenian 2017 patch, by legend id: the demo must vary over
+#: the seasons about as much as real land cover does (benchmarks/demo_realism.py prints more).
+REAL_NDVI_AMPLITUDE = {1: 0.66, 2: 0.53, 3: 0.66, 4: 0.59}
+
+
+@pytest.fixture(scope="module")
+def year_coarse():
+    """The default demo AOI (seed 42) at 40 m for the whole year: every parcel, few pixels."""
+    scene = demo_scene(COARSE)
+    bands = scene.l1c_cube(tile_size=64)["bands"].sel(band=["B02", "B04", "B08"]).values
+    return scene, bands.astype(np.float32) / 10000, scene.truth(tile_size=64).compute()
+
+
+def test_ndvi_seasonal_amplitude_is_like_real_data(year_coarse):
+    _, r, truth = year_coarse
+    red, nir = r[:, 1], r[:, 2]
+    clear = ~(truth.cloud | truth.cirrus | truth.shadow | truth.no_data).values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndvi = np.where(clear, (nir - red) / (nir + red), np.nan)
+        low, high = np.nanpercentile(ndvi, [5, 95], axis=0)
+    lc = truth["land_cover"].values
+    seen = clear.sum(axis=0) >= 8
+    for cid, real in REAL_NDVI_AMPLITUDE.items():
+        amplitude = np.median((high - low)[(lc == cid) & seen])
+        assert abs(amplitude - real) < 0.15, (cid, amplitude, real)
+
+
+def test_snow_fields_are_white_in_winter_only(year_coarse):
+    scene, r, truth = year_coarse
+    fields = truth["land_cover"].values == 10
+    snow = truth["snow"].values[:, fields]
+    month = scene.times.month
+    assert snow[month == 1].mean() > 0.8
+    assert snow[month == 6].mean() < 0.02  # melted in spring
+    clear = ~(truth.cloud | truth.cirrus | truth.shadow | truth.no_data).values[:, fields]
+    june_blue = r[month == 6, 0][:, fields][clear[month == 6]]
+    assert june_blue.size > 100 and np.median(june_blue) < 0.2  # not white in June either
+
+
+def test_parcels_have_curved_edges_roads_and_a_river():
+    parcels = demo_scene(demo_grid(512, 512)).parcels()
+    zone = parcels["zone"]
+    assert (zone == "river").sum() == 1 and (zone == "road").sum() >= 2
+    assert (parcels.loc[zone == "river", "class_id"] == 5).all()
+    assert (parcels.loc[zone == "road", "class_id"] == 8).all()
+    # a straight-edged cell keeps its few corners when simplified by 1 m; a curved one does not
+    kept = shapely.get_num_coordinates(shapely.simplify(parcels.geometry.values, 1.0))
+    assert np.median(kept) > 10  # a Voronoi cell has 5 to 8
+
+
 def test_reference_labels_have_a_few_mislabels():
     scene = demo_scene(demo_grid(512, 512))
     truth = scene.parcels()
@@ -240,7 +294,8 @@ def test_s2cloudless_finds_the_clouds():
     found = detector.get_cloud_probability_maps(np.moveaxis(r, 1, -1)) > 0.4
     sub = truth.isel(time=frames)
     cloud = sub["cloud"].values
-    judged = ~(sub.no_data | sub.snow | sub.cirrus).values
+    # thin cloud and heavy haze (since demo version 2) are neither cloud nor clear: not judged
+    judged = ~(sub.no_data | sub.snow | sub.cirrus | sub.haze).values
     tp = (found & cloud & judged).sum()
     assert tp / (cloud & judged).sum() > 0.85  # recall
     assert tp / (found & judged).sum() > 0.8  # precision

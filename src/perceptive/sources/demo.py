@@ -1,10 +1,20 @@
 """The offline demo AOI: deterministic synthetic Sentinel-2 L1C for one year.
 
-Everything global (parcels, clouds, cirrus, shadows, snow events, swath gaps, atmosphere) is a
-cheap vector or parametric description of the whole AOI, drawn once from ``seed``. Pixels are
-only made chunk by chunk: each dask chunk (whole time series, 13 bands, one spatial tile) is a
-pure function of (seed, window), so the cube is identical whatever the tiling and never needs
-the AOI in memory.
+Everything global (parcels, roads, a river, clouds, cirrus, haze, shadows, snow, swath gaps,
+atmosphere) is a cheap vector or parametric description of the whole AOI, drawn once from
+``seed``. Pixels are only made chunk by chunk: each dask chunk (whole time series, 13 bands,
+one spatial tile) is a pure function of (seed, window), so the cube is identical whatever the
+tiling and never needs the AOI in memory.
+
+The scene is meant to be about as hard as real data, so that swapping a link shows in the
+score (measured against a real Slovenian 2017 patch by ``benchmarks/demo_realism.py``):
+parcel edges are curved (a smooth warp of a Voronoi tessellation), a river and a few roads
+cross the AOI (water and artificial-surface parcels, often narrower than two pixels); every
+parcel has its own phenology (green-up, mowing, drought, harvest dates...) and some classes
+overlap spectrally (fodder crops look like grassland, shrubland sits between grassland and
+forest); snow comes in winter episodes that last weeks and the snow-and-ice parcels melt in
+spring; clouds have thin fringes below the opacity a detector must find, cirrus is often too
+thin to see, haze varies across the AOI, and low winter sun lengthens the atmospheric path.
 
 How a pixel is made, per frame:
 
@@ -12,14 +22,15 @@ How a pixel is made, per frame:
    the mixed pixels at parcel edges and the majority class (``truth().land_cover``);
 2. each parcel has a surface spectrum per frame: a mix of a green endmember, dry vegetation and
    a background (soil, rock, urban, water) with fractions from its phenology (sowing/harvest,
-   leaf-on/off, mowing, turbidity, snow), plus per-pixel texture;
-3. cloud shadows darken the surface, an atmosphere (path reflectance, transmittance, water
-   vapour in B09) turns it into TOA reflectance, thin cirrus and clouds are composited on top;
+   leaf-on/off, mowing, drought, turbidity, snow), plus per-pixel texture;
+3. cloud shadows darken the surface, an atmosphere (path reflectance growing with haze and
+   air mass, transmittance, water vapour in B09) turns it into TOA reflectance, thin cirrus and
+   clouds are composited on top;
 4. sensor noise, quantisation to DN (reflectance x 10000), 0 where the frame has no data.
 
-Spatial fields (cloud fields, cirrus streaks, texture) are sums of a few random Fourier
-components, so they are continuous across chunk borders; per-pixel noise comes from an integer
-hash of the global pixel position.
+Spatial fields (cloud fields, cirrus streaks, haze, texture, the parcel-edge warp) are sums of
+a few random Fourier components, so they are continuous across chunk borders; per-pixel noise
+comes from an integer hash of the global pixel position.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ from perceptive.eo.legend import DEFAULT_LEGEND, class_names
 __all__ = ["DemoScene", "demo_grid", "demo_scene"]
 
 #: Bump when the generator changes, so cached outputs (dask keys, catalog versions) differ.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # ---------------------------------------------------------------------------------------------
 # Spectral library (surface reflectance, bands in S2_BANDS order; the B10 column is unused for
@@ -57,23 +68,24 @@ I_B09, I_B10, I_B11 = (S2_BANDS.index(b) for b in ("B09", "B10", "B11"))
 
 #         B01    B02    B03    B04    B05    B06    B07    B08    B8A    B09   B10  B11    B12
 _EM = {
-    "crop": [0.020, 0.030, 0.075, 0.024, 0.110, 0.300, 0.390, 0.420, 0.440, 0.440, 0, 0.210, 0.095],
-    "broadleaf": [0.018, 0.026, 0.062, 0.021, 0.095, 0.270, 0.345, 0.375, 0.390, 0.390, 0, 0.185, 0.080],
+    "crop": [0.020, 0.030, 0.075, 0.024, 0.115, 0.330, 0.440, 0.470, 0.490, 0.490, 0, 0.220, 0.095],
+    "broadleaf": [0.018, 0.026, 0.062, 0.021, 0.098, 0.290, 0.375, 0.405, 0.420, 0.420, 0, 0.190, 0.080],
     "conifer": [0.012, 0.018, 0.042, 0.014, 0.062, 0.175, 0.235, 0.255, 0.265, 0.265, 0, 0.120, 0.050],
     "dry": [0.040, 0.055, 0.085, 0.120, 0.160, 0.200, 0.225, 0.240, 0.255, 0.260, 0, 0.330, 0.240],
-    "soil_dark": [0.045, 0.060, 0.085, 0.115, 0.135, 0.155, 0.170, 0.185, 0.195, 0.205, 0, 0.270, 0.230],
+    "soil_dark": [0.045, 0.060, 0.085, 0.110, 0.135, 0.160, 0.180, 0.200, 0.210, 0.215, 0, 0.270, 0.230],
     "soil_bright": [0.075, 0.095, 0.135, 0.185, 0.210, 0.230, 0.245, 0.260, 0.270, 0.280, 0, 0.350, 0.310],
     "rock": [0.080, 0.100, 0.130, 0.160, 0.180, 0.195, 0.205, 0.215, 0.220, 0.225, 0, 0.285, 0.245],
     "urban": [0.065, 0.075, 0.090, 0.100, 0.110, 0.120, 0.130, 0.140, 0.145, 0.150, 0, 0.200, 0.180],
     "water": [0.030, 0.035, 0.040, 0.022, 0.015, 0.008, 0.006, 0.005, 0.004, 0.003, 0, 0.002, 0.001],
     "turbid": [0.045, 0.055, 0.085, 0.070, 0.055, 0.025, 0.018, 0.015, 0.012, 0.008, 0, 0.004, 0.002],
     "snow": [0.900, 0.900, 0.880, 0.850, 0.830, 0.810, 0.790, 0.760, 0.740, 0.600, 0, 0.090, 0.070],
+    "asphalt": [0.055, 0.060, 0.068, 0.075, 0.080, 0.085, 0.090, 0.095, 0.098, 0.100, 0, 0.120, 0.110],
 }  # fmt: skip
 _EM = {k: np.asarray(v, dtype=np.float32) for k, v in _EM.items()}
 
 # Atmosphere: TOA = path * aerosol + trans * surface (trans of B09 scaled by water vapour).
 _PATH = np.array(
-    [0.095, 0.070, 0.038, 0.021, 0.019, 0.015, 0.013, 0.011, 0.010, 0.006, 0.0, 0.002, 0.001],
+    [0.095, 0.070, 0.038, 0.017, 0.016, 0.013, 0.012, 0.010, 0.009, 0.006, 0.0, 0.002, 0.001],
     dtype=np.float32,
 )
 _TRANS = np.array(
@@ -155,17 +167,31 @@ class _Fourier:
         return cls(k * np.cos(theta), k * np.sin(theta), rng.uniform(0, 2 * np.pi, n), amp)
 
     def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Field on the grid (v rows) x (u columns); separable, so O(n (h + w) + n h w)."""
+        """Field on the grid (v rows) x (u columns); separable, so O(n (h + w) + n h w). The
+        sum runs in a fixed order in numpy (no BLAS): a pixel has the same value in whatever
+        window it is made."""
+        rows = np.multiply.outer(self.ky, v)  # (n, h)
+        cols = np.multiply.outer(self.kx, u) + self.phase[:, None]  # (n, w)
+        amp = self.amp[:, None]
+        cos_r, sin_r = (
+            (amp * np.cos(rows)).astype(np.float32),
+            (amp * np.sin(rows)).astype(np.float32),
+        )
+        cos_c, sin_c = np.cos(cols).astype(np.float32), np.sin(cols).astype(np.float32)
         out = np.zeros((v.size, u.size), dtype=np.float32)
-        for kx, ky, ph, a in zip(self.kx, self.ky, self.phase, self.amp, strict=True):
-            ax = kx * u + ph
-            by = ky * v
-            out += (a * np.cos(by))[:, None].astype(np.float32) * np.cos(ax)[None].astype(
-                np.float32
-            )
-            out -= (a * np.sin(by))[:, None].astype(np.float32) * np.sin(ax)[None].astype(
-                np.float32
-            )
+        for i in range(len(self.amp)):
+            out += cos_r[i, :, None] * cos_c[i]
+            out -= sin_r[i, :, None] * sin_c[i]
+        return out
+
+    def at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Field at scattered points (x, y), float64 (the same field as on a grid); by
+        slices of points, so that many points never need a large temporary array."""
+        out = np.empty(len(x))
+        for i in range(0, len(x), 65536):
+            sl = slice(i, i + 65536)
+            phase = np.multiply.outer(x[sl], self.kx) + np.multiply.outer(y[sl], self.ky)
+            out[sl] = np.cos(phase + self.phase) @ self.amp
         return out
 
 
@@ -175,17 +201,23 @@ def _smooth01(x):
 
 
 # ---------------------------------------------------------------------------------------------
-# Frames: clouds, cirrus, shadows, gaps, snow, atmosphere
+# Frames: clouds, cirrus, haze, shadows, gaps, snow, atmosphere
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Frame:
     kind: str  # "clear" | "partly" | "cloudy"
-    aerosol: float
+    aerosol: float  # mean scaling of the path reflectance
+    haze: _Fourier | None  # its variation across the AOI (unit variance), hazy frames only
+    haze_amp: float  # relative strength of that variation
+    airmass: float  # path lengthening by the sun's zenith angle
     vapour: float  # B09 transmittance factor
     field: _Fourier | None  # stratiform / cumulus field
     field_threshold: float
     field_opacity: float
-    blobs: np.ndarray  # (n, 5): cx, cy, radius, opacity, edge (m)
+    field_fringe: float  # opacity of the thin veil around field clouds
+    layer: _Fourier | None  # a thin layer (altostratus, haze) over much of the AOI
+    layer_opacity: float
+    blobs: np.ndarray  # (n, 7): cx, cy, radius, opacity, edge, fringe width, fringe opacity
     edge_noise: _Fourier
     cloud_brightness: float
     cloud_b10: float
@@ -194,96 +226,140 @@ class _Frame:
     cirrus: _Fourier | None
     cirrus_max: float
     gap: tuple[float, float, float] | None  # nodata where a*u_n + b*v_n > c (AOI-normalised)
-    snow: float  # seasonal snow event intensity 0..1
+    snow: float  # regional snow cover 0..1 (parcels take it by their susceptibility)
 
 
 def _make_frames(rng, times: pd.DatetimeIndex, bounds_m: tuple[float, float]) -> list[_Frame]:
     n = len(times)
     doy = times.day_of_year.to_numpy()
     winter = np.cos(2 * np.pi * (doy - 15) / 365.25)  # 1 mid-January, -1 mid-July
-    # Category by rank of a seasonal score: ~40 % clear, ~35 % partly, ~25 % (mostly) cloudy.
-    score = rng.uniform(0, 1, n) + 0.35 * winter
-    order = np.argsort(score, kind="stable")
-    n_clear, n_partly = round(0.40 * n), round(0.35 * n)
-    kind = np.empty(n, dtype=object)
-    kind[order[:n_clear]] = "clear"
-    kind[order[n_clear : n_clear + n_partly]] = "partly"
-    kind[order[n_clear + n_partly :]] = "cloudy"
+    kind = _frame_kinds(rng, winter)
     # Swath-edge gaps on ~8 % of frames (at least one when there are 10+ frames).
     gap_frames = set(rng.choice(n, size=max(int(n >= 10), round(0.08 * n)), replace=False).tolist())
-    # Seasonal snow: a few frames in Jan-Feb (+ one in December), snow is kept rare.
-    winter_idx = np.flatnonzero((doy <= 59) | (doy >= 340))
-    n_snow = min(len(winter_idx), max(int(n >= 20), round(0.07 * n)))
-    snow_frames = (
-        set(rng.choice(winter_idx, size=n_snow, replace=False).tolist()) if n_snow else set()
-    )
-
-    width_m, height_m = bounds_m
+    snow = _snow_cover(rng, doy)
     frames = []
     for i in range(n):
         sub = np.random.default_rng(rng.integers(2**63))
-        # Sun geometry (mid-latitude, 10:30 local): zenith ~30 deg in June, ~68 deg in December.
-        zenith = np.deg2rad(49 - 19 * np.cos(2 * np.pi * (doy[i] - 172) / 365.25))
-        azimuth = np.deg2rad(155.0)
-        height = sub.uniform(800, 2500)
-        reach = height * np.tan(zenith)
-        shift = (float(reach * np.sin(azimuth)), float(-reach * np.cos(azimuth)))
-        cloud_field, thr, fop = None, np.inf, 0.0
-        blobs = np.zeros((0, 5))
-        if kind[i] == "partly":
-            cover = sub.uniform(0.05, 0.5)
-            if sub.uniform() < 0.5:  # cumulus field
-                cloud_field = _Fourier.random(sub, 24, wl=(600, 4000), slope=0.8)
-                thr, fop = float(ndtri(1 - cover)), sub.uniform(0.75, 1.0)
-            blobs = _blobs(sub, cover * (0.5 if cloud_field else 1.0), width_m, height_m, reach)
-        elif kind[i] == "cloudy":
-            cover = sub.uniform(0.6, 1.15)
-            cloud_field = _Fourier.random(sub, 24, wl=(1500, 12000), slope=1.0)
-            thr = float(ndtri(1 - cover)) if cover < 1 else -8.0
-            fop = sub.uniform(0.8, 1.0)
-        elif sub.uniform() < 0.3:  # a few small clouds in some "clear" frames
-            blobs = _blobs(sub, sub.uniform(0.0, 0.03), width_m, height_m, reach)
-        cirrus = None
-        if sub.uniform() < (0.35 if kind[i] != "clear" else 0.2):
-            cirrus = _Fourier.random(sub, 16, wl=(400, 6000), slope=0.7, spread=0.5)
-        high = sub.uniform() < 0.5  # high cloud tops see above the water vapour: bright B10
-        gap = None
-        if i in gap_frames:
-            ang = np.deg2rad(sub.uniform(-15, 15))
-            a, b = np.cos(ang), np.sin(ang)
-            side = sub.choice([-1.0, 1.0])
-            frac = sub.uniform(0.15, 0.6)
-            # fraction ~ of the AOI beyond the line, measured along the u axis at mid height
-            c = side * (a * (1 - frac if side > 0 else frac) + b * 0.5)
-            gap = (side * a, side * b, c)
         frames.append(
-            _Frame(
-                kind=str(kind[i]),
-                aerosol=float(sub.uniform(0.75, 1.2)),
-                vapour=float(0.75 + 0.25 * winter[i] + sub.uniform(-0.08, 0.08)),
-                field=cloud_field,
-                field_threshold=float(thr),
-                field_opacity=float(fop),
-                blobs=blobs,
-                edge_noise=_Fourier.random(sub, 12, wl=(150, 1200), slope=0.5),
-                cloud_brightness=float(sub.uniform(0.9, 1.4)),
-                cloud_b10=float(sub.uniform(0.04, 0.12) if high else sub.uniform(0.008, 0.025)),
-                shadow_shift=shift,
-                sun=(float(np.rad2deg(zenith)), float(np.rad2deg(azimuth))),
-                cirrus=cirrus,
-                cirrus_max=float(sub.uniform(0.3, 1.0)),
-                gap=gap,
-                snow=float(sub.uniform(0.4, 1.0)) if i in snow_frames else 0.0,
-            )
+            _frame(sub, str(kind[i]), doy[i], winter[i], snow[i], i in gap_frames, bounds_m)
         )
     return frames
 
 
+def _frame_kinds(rng, winter: np.ndarray) -> np.ndarray:
+    """ "clear", "partly" or "cloudy" per frame: ~30 % clear frames spread over the whole year
+    (one in every stretch of ~3 frames, winter stretches skipped more often), then of the rest
+    ~80 % partly and ~20 % overcast. Every season has a few clear views, as in a real year,
+    but most acquisitions hold broken cloud: patches of km scale that hit some fields and not
+    their neighbours, which is what an unmasked time series cannot average away."""
+    n = len(winter)
+    kind = np.full(n, "cloudy", dtype=object)
+    edges = np.linspace(0, n, round(0.32 * n) + 1).astype(int)
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        i = int(rng.integers(a, b)) if b > a else -1
+        if i >= 0 and rng.uniform() > 0.3 * max(winter[i], 0):
+            kind[i] = "clear"
+    rest = np.flatnonzero(kind != "clear")
+    kind[rest[rng.uniform(size=rest.size) < 0.8]] = "partly"
+    return kind
+
+
+def _snow_cover(rng, doy: np.ndarray) -> np.ndarray:
+    """Regional snow cover per frame: a few snowfalls from December to mid-March, each melting
+    over one to three weeks, so that snow lies over several acquisitions as it does in a real
+    winter (and not on single, isolated frames)."""
+    n = int(rng.integers(2, 5))
+    start = rng.uniform(-35, 70, n)  # days from 1 January (negative: December)
+    depth = rng.uniform(0.4, 1.0, n)
+    tau = rng.uniform(6, 18, n)
+    t = np.where(doy > 300, doy - 365.25, doy).astype(np.float64)
+    dt = t[:, None] - start[None]
+    cover = np.max(np.where(dt >= 0, depth * np.exp(-np.maximum(dt, 0) / tau), 0), axis=1)
+    return np.where(cover > 0.05, cover, 0.0)
+
+
+def _frame(sub, kind: str, doy: int, winter: float, snow: float, gap: bool, bounds_m) -> _Frame:
+    """One acquisition's atmosphere, drawn from its own generator ``sub``."""
+    width_m, height_m = bounds_m
+    # Sun geometry (mid-latitude, 10:30 local): zenith ~30 deg in June, ~68 deg in December.
+    zenith = np.deg2rad(49 - 19 * np.cos(2 * np.pi * (doy - 172) / 365.25))
+    azimuth = np.deg2rad(155.0)
+    height = sub.uniform(800, 2500)
+    reach = height * np.tan(zenith)
+    shift = (float(reach * np.sin(azimuth)), float(-reach * np.cos(azimuth)))
+    field, thr, fop, blobs = _clouds(sub, kind, width_m, height_m, reach)
+    cirrus = None
+    if sub.uniform() < (0.6 if kind != "clear" else 0.2):
+        cirrus = _Fourier.random(sub, 10, wl=(400, 6000), slope=0.7, spread=0.5)
+    layer = None
+    if kind != "clear" and sub.uniform() < 0.8:
+        layer = _Fourier.random(sub, 8, wl=(300, 2500), slope=0.8)
+    high = sub.uniform() < 0.5  # high cloud tops see above the water vapour: bright B10
+    hazy = kind != "clear" and sub.uniform() < 0.5
+    return _Frame(
+        kind=kind,
+        aerosol=float(sub.uniform(1.6, 2.8) if hazy else sub.uniform(0.7, 1.1)),
+        haze=_Fourier.random(sub, 6, wl=(1000, 6000), slope=0.8) if hazy else None,
+        haze_amp=float(sub.uniform(0.3, 0.5)),
+        airmass=float(1 + 0.12 * (1 / np.cos(zenith) - 1.15)),
+        vapour=float(0.75 + 0.25 * winter + sub.uniform(-0.08, 0.08)),
+        field=field,
+        field_threshold=float(thr),
+        field_opacity=float(fop),
+        field_fringe=float(sub.uniform(0.1, 0.28)),
+        layer=layer,
+        layer_opacity=float(sub.uniform(0.05, 0.25)),
+        blobs=blobs,
+        edge_noise=_Fourier.random(sub, 8, wl=(150, 1200), slope=0.5),
+        cloud_brightness=float(sub.uniform(0.9, 1.4)),
+        cloud_b10=float(sub.uniform(0.04, 0.12) if high else sub.uniform(0.008, 0.025)),
+        shadow_shift=shift,
+        sun=(float(np.rad2deg(zenith)), float(np.rad2deg(azimuth))),
+        cirrus=cirrus,
+        cirrus_max=float(sub.uniform(0.1, 1.0) if kind != "clear" else sub.uniform(0.1, 0.4)),
+        gap=_gap(sub) if gap else None,
+        snow=float(snow),
+    )
+
+
+def _clouds(sub, kind: str, width_m: float, height_m: float, reach: float):
+    """A frame's cloud field (or None), its threshold and opacity, and its round clouds."""
+    field, thr, fop = None, np.inf, 0.0
+    blobs = np.zeros((0, 7))
+    if kind == "partly":
+        cover = sub.uniform(0.2, 0.8)
+        if sub.uniform() < 0.5:  # cumulus field
+            field = _Fourier.random(sub, 16, wl=(250, 1500), slope=0.8)
+            thr, fop = float(ndtri(1 - cover)), sub.uniform(0.7, 1.0)
+        blobs = _blobs(sub, cover * (0.5 if field else 1.0), width_m, height_m, reach)
+    elif kind == "cloudy":
+        cover = sub.uniform(0.6, 1.15)
+        field = _Fourier.random(sub, 16, wl=(1500, 12000), slope=1.0)
+        thr = float(ndtri(1 - cover)) if cover < 1 else -8.0
+        fop = sub.uniform(0.7, 1.0)
+    elif sub.uniform() < 0.3:  # a few small clouds in some "clear" frames
+        blobs = _blobs(sub, sub.uniform(0.0, 0.02), width_m, height_m, reach)
+    return field, thr, fop, blobs
+
+
+def _gap(sub) -> tuple[float, float, float]:
+    """A swath edge: no data beyond a line across ~15-60 % of the AOI."""
+    ang = np.deg2rad(sub.uniform(-15, 15))
+    a, b = np.cos(ang), np.sin(ang)
+    side = sub.choice([-1.0, 1.0])
+    frac = sub.uniform(0.15, 0.6)
+    # fraction ~ of the AOI beyond the line, measured along the u axis at mid height
+    c = side * (a * (1 - frac if side > 0 else frac) + b * 0.5)
+    return (float(side * a), float(side * b), float(c))
+
+
 def _blobs(rng, cover, width_m, height_m, reach):
-    """Round-ish clouds (centre, radius, opacity, edge) covering ~``cover`` of a buffered AOI."""
+    """Round-ish clouds covering ~``cover`` of a buffered AOI: centre, radius, opacity, edge,
+    and a fringe of thin cloud around each (width, opacity) that stays below what a detector
+    must find (CLOUD_OPACITY_CUT) yet brightens what is under it, as real cloud edges do."""
     margin = 3000.0 + reach
     area = (width_m + 2 * margin) * (height_m + 2 * margin)
-    r = np.exp(rng.uniform(np.log(80.0), np.log(1500.0), 4096))
+    r = np.exp(rng.uniform(np.log(80.0), np.log(1200.0), 4096))
     n = int(
         np.clip(
             np.searchsorted(np.cumsum(np.pi * r**2), -np.log1p(-min(cover, 0.95)) * area), 1, 4096
@@ -292,46 +368,107 @@ def _blobs(rng, cover, width_m, height_m, reach):
     r = r[:n]
     cx = rng.uniform(-margin, width_m + margin, n)
     cy = rng.uniform(-margin, height_m + margin, n)
-    thick = rng.uniform(size=n) < 0.8
-    op = np.where(thick, rng.uniform(0.7, 1.0, n), rng.uniform(0.2, 0.55, n))
+    thick = rng.uniform(size=n) < 0.7
+    op = np.where(thick, rng.uniform(0.7, 1.0, n), rng.uniform(0.15, 0.55, n))
     edge = 0.25 * r + 20.0
-    return np.column_stack([cx, cy, r, op, edge])
+    fringe = 0.6 * r + 100.0
+    fringe_op = np.minimum(op, rng.uniform(0.1, 0.28, n))
+    return np.column_stack([cx, cy, r, op, edge, fringe, fringe_op])
 
 
-def _cloud_opacity(fr: _Frame, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Cloud opacity 0..1 on the (v, u) grid (m from the AOI top-left corner)."""
+def _cloud_opacity(fr: _Frame, u: np.ndarray, v: np.ndarray, thin: bool = True) -> np.ndarray:
+    """Cloud opacity 0..1 on the (v, u) grid (m from the AOI top-left corner); ``thin``
+    False leaves out the thin veils, fringes and layer (they cast no shadow worth drawing)."""
     alpha = np.zeros((v.size, u.size), dtype=np.float32)
     if fr.field is not None:
-        n = fr.field(u, v)
-        alpha = fr.field_opacity * np.clip((n - fr.field_threshold) / 0.35, 0, 1).astype(np.float32)
+        n = fr.field(u, v) - np.float32(fr.field_threshold)
+        alpha = np.clip(n / 0.4, 0, 1)
+        if thin:
+            np.maximum(alpha, fr.field_fringe * np.clip(n / 0.8 + 1, 0, 1), out=alpha)
+        alpha = (fr.field_opacity * alpha).astype(np.float32)
+    if thin and fr.layer is not None:  # thin everywhere, below what a detector must find
+        layer = fr.layer_opacity * np.clip(0.5 + 0.4 * fr.layer(u, v), 0, 1)
+        np.maximum(alpha, layer, out=alpha)
     if len(fr.blobs):
-        cx, cy, r, op, edge = fr.blobs.T
-        reach = 1.3 * r + edge
-        hit = (
-            (cx + reach > u[0]) & (cx - reach < u[-1]) & (cy + reach > v[0]) & (cy - reach < v[-1])
-        )
-        if hit.any():
-            wobble = 1.0 + 0.22 * fr.edge_noise(u, v)
-            for bx, by, br, bo, be in fr.blobs[hit]:
-                cols = np.flatnonzero(np.abs(u - bx) < 1.3 * br + be)
-                rows = np.flatnonzero(np.abs(v - by) < 1.3 * br + be)
-                if not (cols.size and rows.size):
-                    continue
-                sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-                d = np.hypot((v[sl[0]] - by)[:, None], (u[sl[1]] - bx)[None]).astype(np.float32)
-                a = bo * np.clip((br * wobble[sl] - d) / be, 0, 1)
-                np.maximum(alpha[sl], a, out=alpha[sl])
+        _add_blobs(alpha, fr, u, v, thin)
     return alpha
 
 
+def _add_blobs(alpha: np.ndarray, fr: _Frame, u: np.ndarray, v: np.ndarray, thin: bool) -> None:
+    """Raise ``alpha`` to the opacity of the round clouds (and their fringes) over it."""
+    cx, cy, r, _, edge, fringe, _ = fr.blobs.T
+    reach = 1.3 * r + edge + (fringe if thin else 0)
+    hit = (cx + reach > u[0]) & (cx - reach < u[-1]) & (cy + reach > v[0]) & (cy - reach < v[-1])
+    if not hit.any():
+        return
+    wobble = 1.0 + 0.22 * fr.edge_noise(u, v)
+    for (bx, by, br, bo, be, bf, bfo), bw in zip(fr.blobs[hit], reach[hit], strict=True):
+        cols = np.flatnonzero(np.abs(u - bx) < bw)
+        rows = np.flatnonzero(np.abs(v - by) < bw)
+        if not (cols.size and rows.size):
+            continue
+        sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        d = np.hypot((v[sl[0]] - by)[:, None], (u[sl[1]] - bx)[None]).astype(np.float32)
+        outline = br * wobble[sl] - d
+        a = bo * np.clip(outline / be, 0, 1)
+        if thin:
+            np.maximum(a, bfo * np.clip(outline / bf + 1, 0, 1), out=a)
+        np.maximum(alpha[sl], a, out=alpha[sl])
+
+
 # ---------------------------------------------------------------------------------------------
-# Parcels and phenology
+# Parcels: landscape zones, a Voronoi tessellation with curved edges, roads and a river
 # ---------------------------------------------------------------------------------------------
+_WARP_M = 15.0  # rms displacement of parcel edges (m): curved, irregular boundaries
+_WARP_STEP = 20.0  # m between the vertices the warp moves
+_ROAD_SPACING = 3000.0  # m of AOI extent per road
+_ROAD_WIDTH = (8.0, 16.0)  # m: narrower than two pixels, as most real roads are
+_RIVER_WIDTH = (16.0, 36.0)
+
+
 def _make_parcels(rng, grid: Grid) -> gpd.GeoDataFrame:
     left, bottom, right, top = grid.bounds
     aoi = shapely.box(left, bottom, right, top)
+    zone_centres, zone_types = _zones(rng, grid)
+    pts, zone = _parcel_seeds(rng, grid, zone_centres, zone_types)
+    m = 3 * max(z[1] for z in _ZONES.values())
+    cells = shapely.voronoi_polygons(
+        shapely.multipoints(pts),
+        extend_to=shapely.box(left - 2 * m, bottom - 2 * m, right + 2 * m, top + 2 * m),
+        ordered=True,
+    )
+    # cut wider than the AOI: the warp must not pull the tessellation's border inside it
+    work = shapely.box(left, bottom, right, top).buffer(12 * _WARP_M, join_style="mitre")
+    polys = shapely.intersection(np.asarray(shapely.get_parts(cells)), work)
+    ok = ~shapely.is_empty(polys) & (shapely.area(polys) > 0)
+    polys, zone = polys[ok], zone[ok]
+    cls = _draw_classes(rng, zone)
+    # warp before splitting: a split adds vertices on one side of a shared edge only, and the
+    # warp of the two sides would then differ (gaps, overlaps)
+    polys, cls, zone = _split_fields(rng, _warp(rng, polys), cls, zone)
+    polys = shapely.intersection(polys, aoi)
+    lines, line_cls, line_zone = _linear_features(rng, grid)
+    polys = _cut(polys, lines)
+    polys = np.concatenate([polys, shapely.intersection(lines, aoi)])
+    cls = np.concatenate([cls, line_cls])
+    names = np.concatenate([np.asarray(_ZONE_NAMES)[zone], line_zone])
+    ok = ~shapely.is_empty(polys) & (shapely.area(polys) > 0)
+    gdf = gpd.GeoDataFrame(
+        {"class_id": cls[ok].astype(np.uint8), "zone": names[ok]},
+        geometry=gpd.GeoSeries(polys[ok]),
+        crs=grid.crs,
+    )
+    for key, val in _phenology_params(rng, cls[ok], names[ok]).items():
+        gdf[key] = val
+    gdf.index = pd.RangeIndex(len(gdf), name="parcel_id")
+    return gdf
+
+
+def _zones(rng, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Zone centres (jittered lattice) and landscape types, by quota over the zones whose
+    centre is in the AOI (so even a small AOI holds every landscape)."""
+    left, bottom, right, top = grid.bounds
     buf = 2 * _ZONE_SPACING
-    # Zones: jittered lattice of centres, landscape types by quota over the zones in the AOI.
     zx = np.arange(left - buf, right + buf, _ZONE_SPACING)
     zy = np.arange(bottom - buf, top + buf, _ZONE_SPACING)
     zc = np.stack(np.meshgrid(zx, zy), -1).reshape(-1, 2)
@@ -349,38 +486,39 @@ def _make_parcels(rng, grid: Grid) -> gpd.GeoDataFrame:
         while quota.sum() > k:
             quota[np.argmax(quota)] -= 1
         ztype[np.flatnonzero(inside)] = rng.permutation(np.repeat(np.arange(len(shares)), quota))
-    ztree = cKDTree(zc)
+    return zc, ztype
 
-    # Parcel seeds: jittered lattice at the finest spacing, thinned to each zone's spacing.
+
+def _parcel_seeds(rng, grid: Grid, zc: np.ndarray, ztype: np.ndarray):
+    """Parcel seeds: jittered lattice at the finest spacing, thinned to each zone's spacing."""
+    left, bottom, right, top = grid.bounds
     s_min = min(z[1] for z in _ZONES.values())
     m = 3 * max(z[1] for z in _ZONES.values())
     px = np.arange(left - m, right + m, s_min)
     py = np.arange(bottom - m, top + m, s_min)
     pts = np.stack(np.meshgrid(px, py), -1).reshape(-1, 2)
     pts = pts + rng.uniform(-0.45, 0.45, pts.shape) * s_min
-    zone = ztype[ztree.query(pts)[1]]
+    zone = ztype[cKDTree(zc).query(pts)[1]]
     spacing = np.array([z[1] for z in _ZONES.values()])[zone]
     keep = rng.uniform(size=len(pts)) < (s_min / spacing) ** 2
-    pts, zone = pts[keep], zone[keep]
-    cells = shapely.voronoi_polygons(
-        shapely.multipoints(pts),
-        extend_to=shapely.box(left - 2 * m, bottom - 2 * m, right + 2 * m, top + 2 * m),
-        ordered=True,
-    )
-    polys = shapely.intersection(np.asarray(shapely.get_parts(cells)), aoi)
-    ok = ~shapely.is_empty(polys) & (shapely.area(polys) > 0)
-    polys, zone = polys[ok], zone[ok]
+    return pts[keep], zone[keep]
 
-    # Class per parcel from its zone.
-    cls = np.empty(len(polys), dtype=np.int64)
+
+def _draw_classes(rng, zone: np.ndarray) -> np.ndarray:
+    """Class per parcel from its zone's class probabilities."""
+    cls = np.empty(len(zone), dtype=np.int64)
     for zi, (_, _, probs) in enumerate(_ZONES.values()):
         sel = np.flatnonzero(zone == zi)
         ids, p = np.array(list(probs)), np.array(list(probs.values()))
         cls[sel] = rng.choice(ids, size=sel.size, p=p / p.sum())
+    return cls
 
-    # Split some large cultivated parcels along a random line: elongated fields.
+
+def _split_fields(rng, polys, cls, zone):
+    """Split some large cultivated parcels along a random line: elongated fields."""
     out_polys, out_cls, out_zone = [], [], []
     for poly, c, z in zip(polys, cls, zone, strict=True):
+        parts = [poly]
         if c == CULTIVATED and poly.area > 2.0e4 and rng.uniform() < 0.6:
             cen = poly.centroid
             ang = rng.uniform(0, np.pi)
@@ -389,169 +527,312 @@ def _make_parcels(rng, grid: Grid) -> gpd.GeoDataFrame:
             off = rng.uniform(-0.25, 0.25) * np.sqrt(poly.area)
             o = np.array([cen.x, cen.y]) + nrm / 5000 * off
             half = shapely.Polygon([o - d, o + d, o + d + nrm, o - d + nrm])
-            parts = [poly.intersection(half), poly.difference(half)]
-            parts = [p for p in parts if p.area > 0]
-            for p in parts:
-                out_polys.append(p)
-                out_cls.append(c)
-                out_zone.append(z)
-            continue
-        out_polys.append(poly)
-        out_cls.append(c)
-        out_zone.append(z)
-    n = len(out_polys)
-    cls = np.asarray(out_cls, dtype=np.int64)
-    gdf = gpd.GeoDataFrame(
-        {
-            "class_id": cls.astype(np.uint8),
-            "zone": np.asarray([_ZONE_NAMES[z] for z in out_zone]),
-        },
-        geometry=gpd.GeoSeries(out_polys),
-        crs=grid.crs,
-    )
-    params = _phenology_params(rng, cls)
-    for key, val in params.items():
-        gdf[key] = val
-    gdf.index = pd.RangeIndex(n, name="parcel_id")
-    return gdf
+            parts = [p for p in (poly.intersection(half), poly.difference(half)) if p.area > 0]
+        out_polys += parts
+        out_cls += [c] * len(parts)
+        out_zone += [z] * len(parts)
+    return np.asarray(out_polys), np.asarray(out_cls, np.int64), np.asarray(out_zone)
 
 
-def _phenology_params(rng, cls: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-parcel parameters (days of year, fractions), drawn for all parcels at once."""
+def _warp(rng, polys: np.ndarray) -> np.ndarray:
+    """Curved, irregular parcel edges: every vertex (edges densified first) moves by one smooth
+    displacement field, so neighbours keep sharing their edges (no gaps, no overlaps)."""
+    fx = _Fourier.random(rng, 12, wl=(150.0, 1500.0), slope=0.6)
+    fy = _Fourier.random(rng, 12, wl=(150.0, 1500.0), slope=0.6)
+
+    def move(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0], xy[:, 1]
+        return xy + _WARP_M * np.column_stack([fx.at(x, y), fy.at(x, y)])
+
+    return shapely.transform(shapely.segmentize(polys, _WARP_STEP), move)
+
+
+def _linear_features(rng, grid: Grid):
+    """A meandering river and a few gently curving roads across the AOI (and past it), as
+    buffered lines; where a road crosses the river, the road (a bridge) wins."""
+    left, bottom, right, top = grid.bounds
+    span = max(right - left, top - bottom)
+    river = _meander(rng, grid, amplitude=(60.0, 220.0), wavelength=(800.0, 2500.0))
+    river = river.buffer(rng.uniform(*_RIVER_WIDTH) / 2, quad_segs=2, cap_style="flat")
+    roads = []
+    for _ in range(1 + int(span // _ROAD_SPACING)):
+        road = _meander(rng, grid, amplitude=(20.0, 150.0), wavelength=(2500.0, 9000.0))
+        road = road.buffer(rng.uniform(*_ROAD_WIDTH) / 2, quad_segs=2, cap_style="flat")
+        roads.append(shapely.difference(road, shapely.union_all(roads)) if roads else road)
+    river = shapely.difference(river, shapely.union_all(roads))
+    shapes = np.asarray([river, *roads], dtype=object)
+    cls = np.asarray([WATER] + [ARTIFICIAL] * len(roads), dtype=np.int64)
+    names = np.asarray(["river"] + ["road"] * len(roads))
+    return shapes, cls, names
+
+
+def _meander(rng, grid: Grid, amplitude, wavelength) -> shapely.LineString:
+    """A line through a random point of the AOI at a random angle, swinging sideways by a sum
+    of three sines, across the whole AOI (cut 500 m past its edges)."""
+    left, bottom, right, top = grid.bounds
+    centre = rng.uniform([left, bottom], [right, top])
+    ang = rng.uniform(0, np.pi)
+    along = np.array([np.cos(ang), np.sin(ang)])
+    side = np.array([-along[1], along[0]])
+    half = np.hypot(right - left, top - bottom) + 1000.0
+    s = np.arange(-half, half + 40.0, 40.0)
+    amp = rng.uniform(*amplitude, 3) * np.array([1.0, 0.5, 0.25])
+    lam = rng.uniform(*wavelength, 3) / np.array([1.0, 1.7, 2.9])
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    offset = np.sin(2 * np.pi * s[:, None] / lam + phase) @ amp
+    line = shapely.LineString(centre + s[:, None] * along + offset[:, None] * side)
+    return shapely.clip_by_rect(line, left - 500, bottom - 500, right + 500, top + 500)
+
+
+def _cut(polys: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """Parcels minus the roads and river. Each long shape is first cut into ~1 km pieces, and
+    a parcel only meets the pieces it touches: far cheaper than the whole network against
+    every parcel (a 40 km AOI has tens of thousands of parcels and 15 roads)."""
+    pieces = np.concatenate([_tiles(shape, 1000.0) for shape in shapes])
+    hit_parcel, hit_piece = shapely.STRtree(pieces).query(polys, predicate="intersects")
+    out = polys.copy()
+    order = np.argsort(hit_parcel, kind="stable")
+    parcels, starts = np.unique(hit_parcel[order], return_index=True)
+    for i, group in zip(parcels, np.split(hit_piece[order], starts[1:]), strict=True):
+        for piece in pieces[group]:  # mostly one
+            out[i] = shapely.difference(out[i], piece)
+    return out
+
+
+def _tiles(shape, size: float) -> np.ndarray:
+    """A polygon cut by a square grid of ``size`` m: its non-empty pieces."""
+    xmin, ymin, xmax, ymax = shapely.bounds(shape)
+    x, y = np.meshgrid(np.arange(xmin, xmax, size), np.arange(ymin, ymax, size))
+    boxes = shapely.box(x.ravel(), y.ravel(), x.ravel() + size, y.ravel() + size)
+    shapely.prepare(shape)
+    pieces = shapely.intersection(shape, boxes[shapely.intersects(shape, boxes)])
+    return pieces[~shapely.is_empty(pieces)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Phenology
+# ---------------------------------------------------------------------------------------------
+def _phenology_params(rng, cls: np.ndarray, zone: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-parcel parameters (days of year, fractions), drawn for all parcels at once: each
+    parcel has its own calendar, as neighbouring fields and meadows do."""
     n = len(cls)
     u = lambda a, b: rng.uniform(a, b, n).astype(np.float32)  # noqa: E731
-    crop = rng.choice(3, size=n, p=[0.35, 0.2, 0.45])  # winter cereal, spring cereal, summer crop
+    # winter cereal, spring cereal, summer crop (maize...), fodder (mown like grassland: sown
+    # this spring or in an earlier year), fallow (unmown grass and weeds): the last two look
+    # like grassland, as they do in real land registers
+    crop = rng.choice(5, size=n, p=[0.3, 0.15, 0.42, 0.08, 0.05])
     # columns: start of green-up, peak, senescence, harvest, ploughing, autumn sowing (doy)
-    up = np.select([crop == 0, crop == 1], [u(60, 85), u(95, 120)], u(125, 150))
-    sen = np.select([crop == 0, crop == 1], [u(160, 175), u(180, 192)], u(232, 250))
-    harvest = np.select([crop == 0, crop == 1], [u(186, 205), u(205, 222)], u(255, 290))
-    plough = harvest + u(15, 50)
-    sow_autumn = np.where(crop == 0, u(270, 295), np.float32(999))
-    evergreen = rng.uniform(size=n) < 0.45
-    n_mow = rng.choice(4, size=n, p=[0.2, 0.3, 0.3, 0.2])
-    mow = np.sort(rng.uniform(135, 265, (n, 3)), axis=1)
-    mow[:, 1:] = np.maximum(mow[:, 1:], mow[:, :-1] + 30)
-    mow[np.arange(3)[None] >= n_mow[:, None]] = 999
-    bright_sd = np.select([cls == ARTIFICIAL, cls == BARE], [0.09, 0.08], 0.06)
-    texture = np.select([cls == ARTIFICIAL, cls == SHRUB], [0.30, 0.18], 0.12)
+    up = np.select(
+        [crop == 0, crop == 1, crop == 3], [u(55, 90), u(90, 125), u(90, 125)], u(120, 160)
+    )
+    sen = np.select([crop == 0, crop == 1], [u(155, 180), u(175, 200)], u(225, 255))
+    harvest = np.select([crop == 0, crop == 1], [u(183, 208), u(200, 225)], u(250, 295))
+    plough = harvest + u(10, 60)
+    sow_autumn = np.where(crop == 0, u(265, 300), np.float32(999))
+    n_mow = rng.choice(5, size=n, p=[0.15, 0.25, 0.3, 0.2, 0.1])
+    mow = np.sort(rng.uniform(125, 275, (n, 4)), axis=1)
+    for k in range(1, 4):
+        mow[:, k] = np.maximum(mow[:, k], mow[:, k - 1] + 28)
+    mow[np.arange(4)[None] >= n_mow[:, None]] = 999
+    mown = (cls == GRASS) | ((cls == CULTIVATED) & (crop == 3))
+    sown = ~((crop == 3) & (rng.uniform(size=n) < 0.5)) & (crop != 4)
+    mow = np.where(mown[:, None], mow, 999).astype(np.float32)
+    bright_sd = np.select([cls == ARTIFICIAL, cls == BARE], [0.09, 0.08], 0.07)
+    texture = np.select([cls == ARTIFICIAL, cls == SHRUB], [0.30, 0.22], 0.16)
     # canopy cover / vigour: scales the green fraction (trees in grassland, gardens in towns...)
     lo = np.select(
-        [cls == c for c in range(1, 11)], [0.85, 0.65, 0.6, 0.6, 1, 0.6, 0.6, 0.3, 0.0, 1], 1
+        [cls == c for c in range(1, 11)], [0.9, 0.9, 0.85, 0.75, 1, 0.6, 0.6, 0.3, 0.0, 1], 1
     )
     hi = np.select(
-        [cls == c for c in range(1, 11)], [1.05, 1.0, 1.0, 1.4, 1, 1.2, 1.4, 2.5, 3.0, 1], 1
+        [cls == c for c in range(1, 11)], [1.15, 1.1, 1.15, 1.15, 1, 1.2, 1.4, 2.5, 3.0, 1], 1
     )
+    road, river = zone == "road", zone == "river"
     return {
         "crop_type": np.where(cls == CULTIVATED, crop, -1).astype(np.int8),
+        "sown": sown,
         "green_up_doy": up,
         "senescence_doy": sen,
         "harvest_doy": harvest,
         "plough_doy": plough,
         "autumn_sowing_doy": sow_autumn,
-        "peak_green": u(0.88, 1.0),
-        "evergreen": evergreen & (cls == FOREST),
-        "budburst_doy": u(100, 125),
-        "leaf_fall_doy": u(283, 305),
-        "mow1_doy": np.where(cls == GRASS, mow[:, 0], 999).astype(np.float32),
-        "mow2_doy": np.where(cls == GRASS, mow[:, 1], 999).astype(np.float32),
-        "mow3_doy": np.where(cls == GRASS, mow[:, 2], 999).astype(np.float32),
-        "turbidity": u(0.0, 0.8) * (rng.uniform(size=n) < 0.6),
+        "catch_crop": u(0.2, 0.5) * (rng.uniform(size=n) < 0.3),
+        "peak_green": u(0.9, 1.0),
+        "winter_green": u(0.0, 0.25),
+        "onset_doy": u(70, 115),
+        "autumn_doy": u(280, 320),
+        "drought": u(0.15, 0.5) * (rng.uniform(size=n) < 0.5),
+        "drought_doy": u(190, 235),
+        "evergreen": (rng.uniform(size=n) < 0.3) & (cls == FOREST),
+        "budburst_doy": u(95, 135),
+        "leaf_fall_doy": u(275, 310),
+        "mow1_doy": mow[:, 0],
+        "mow2_doy": mow[:, 1],
+        "mow3_doy": mow[:, 2],
+        "mow4_doy": mow[:, 3],
+        "flood": u(0.1, 0.6),
+        "turbidity": np.where(river, u(0.4, 0.9), u(0.0, 0.8) * (rng.uniform(size=n) < 0.6)),
         "turbidity_peak_doy": u(70, 150),
         "soil_brightness": u(0.0, 1.0),
         "brightness": np.clip(1 + bright_sd * rng.standard_normal(n), 0.7, 1.35).astype(np.float32),
         "texture": texture.astype(np.float32),
-        "vigour": rng.uniform(lo, hi).astype(np.float32),
+        "vigour": np.where(road, u(0.0, 0.4), rng.uniform(lo, hi)).astype(np.float32),
         "nir_scale": u(0.88, 1.12),
         "vis_scale": u(0.85, 1.15),
         "snow_susceptibility": u(0.0, 0.6),
         "melt_doy": u(95, 130),
         "snow_return_doy": u(310, 335),
+        "road": road,
     }
+
+
+def _leaf(p, t):
+    """Leaf-on share 0..1 of deciduous trees and shrubs (budburst .. leaf fall)."""
+    return _smooth01((t - p["budburst_doy"]) / 6) * (1 - _smooth01((t - p["leaf_fall_doy"]) / 8))
+
+
+def _mowing(p, t):
+    """Green kept (product over cuts) and cut grass lying (dry) after up to four cuts."""
+    cut = np.ones_like(p["mow1_doy"])
+    cut_dry = np.zeros_like(cut)
+    for k in ("mow1_doy", "mow2_doy", "mow3_doy", "mow4_doy"):
+        dt = t - p[k]
+        after = dt >= 0
+        cut *= np.where(after, 1 - 0.7 * np.exp(-np.maximum(dt, 0) / 14), 1)
+        cut_dry += np.where(after, 0.35 * np.exp(-np.maximum(dt, 0) / 6), 0)
+    return cut, cut_dry
+
+
+def _grassland(p, t, season):
+    """Meadows and pastures: a dormant winter sward, the parcel's own spring onset and autumn
+    decline, a summer drought dip on some, and mowing."""
+    up = _smooth01((t - p["onset_doy"]) / 10) * (1 - _smooth01((t - p["autumn_doy"]) / 15))
+    base = p["winter_green"]
+    dip = p["drought"] * np.exp(-(((t - p["drought_doy"]) / 20) ** 2))
+    cut, cut_dry = _mowing(p, t)
+    green = np.clip(base + (p["peak_green"] - base) * up - dip, 0, 1) * cut
+    dry = 0.3 * (1 - up) + 0.08 + cut_dry + 0.6 * dip
+    return green, dry
+
+
+def _cultivated(p, t, season):
+    """Crops: sowing, green-up, senescence, harvest, ploughing (some with a catch crop after
+    it); winter cereals are green from the autumn before; fodder crops are mown and fallow
+    lies as unmown grass (both sown this spring or earlier)."""
+    g = p["peak_green"]
+    rise = _smooth01((t - p["green_up_doy"] - 12) / 7)
+    fall = _smooth01((t - p["senescence_doy"]) / 6)
+    harvested = t >= p["harvest_doy"]
+    ploughed = t >= p["plough_doy"]
+    green = g * rise * (1 - fall)
+    dry = np.where(harvested, np.where(ploughed, 0.0, 0.35), g * rise * fall)
+    winter_cereal = p["crop_type"] == 0
+    early = 0.25 * (1 - rise) * (t < p["green_up_doy"] + 20)
+    late = 0.3 * _smooth01((t - p["autumn_sowing_doy"] - 20) / 8)
+    catch = p["catch_crop"] * _smooth01((t - p["plough_doy"] - 25) / 8)
+    green = green + np.where(winter_cereal, early + late * ploughed, catch)
+    grass_green, grass_dry = _grassland(p, t, season)
+    established = np.where(p["sown"], rise, 1)
+    grassy = p["crop_type"] >= 3
+    return (
+        np.where(grassy, grass_green * established, green),
+        np.where(grassy, grass_dry * established, dry),
+    )
+
+
+def _forest(p, t, season):
+    """Evergreen (conifer) or deciduous: bare crowns over litter from leaf fall to budburst."""
+    leaf = _leaf(p, t)
+    base = 0.12 + 0.5 * p["winter_green"]  # understorey, ivy, a few conifers
+    green = np.where(p["evergreen"], 0.82 + 0.12 * season, base + (p["peak_green"] - base) * leaf)
+    dry = np.where(p["evergreen"], 0.04, 0.75 * (1 - leaf))
+    return green, dry
+
+
+def _shrubland(p, t, season):
+    """Deciduous shrubs over grass, between grassland and forest (less dense than forest)."""
+    leaf = _leaf(p, t)
+    base = p["winter_green"]
+    green = base + (0.8 * p["peak_green"] - base) * leaf
+    dry = 0.25 + 0.35 * (1 - leaf)
+    return green, dry
+
+
+def _wetland(p, t, season):
+    """Reeds and sedges: late green-up, brown all winter."""
+    up = _smooth01((t - p["onset_doy"] - 25) / 10) * (1 - _smooth01((t - p["autumn_doy"]) / 12))
+    return 0.1 + 0.65 * up, 0.15 + 0.45 * (1 - up)
+
+
+def _tundra(p, t, season):
+    one = np.ones_like(p["peak_green"])
+    return (
+        0.05 + 0.35 * _smooth01((t - 165) / 6) * (1 - _smooth01((t - 240) / 6))
+    ) * one, 0.35 * one
+
+
+def _artificial(p, t, season):
+    return (0.08 + 0.12 * season) * np.ones_like(p["peak_green"]), 0.0 * p["peak_green"]
+
+
+def _bare(p, t, season):
+    return (0.02 + 0.05 * season) * np.ones_like(p["peak_green"]), 0.0 * p["peak_green"]
+
+
+def _snow_and_ice(p, t, season):
+    """Snow fields above the tree line: sparse alpine vegetation once the snow is gone."""
+    return (0.04 + 0.12 * season) * np.ones_like(p["peak_green"]), 0.2 * np.ones_like(season)
+
+
+def _water(p, t, season):
+    return (0.03 * np.clip(season - 0.6, 0, 1) / 0.4 * (p["turbidity"] > 0.3)), 0.0 * season
+
+
+_PHENOLOGY = {
+    CULTIVATED: _cultivated, FOREST: _forest, GRASS: _grassland, SHRUB: _shrubland,
+    WATER: _water, WETLAND: _wetland, TUNDRA: _tundra, ARTIFICIAL: _artificial, BARE: _bare,
+    SNOW: _snow_and_ice,
+}  # fmt: skip
+
+
+def _lying_snow(p, cls, t, snow_event):
+    """Snow cover 0..1 per parcel: the season's own snow on tundra and snow fields (melting in
+    spring, back in late autumn) and the winter's snowfalls on open land, less under trees."""
+    melt = np.where(cls == SNOW, p["melt_doy"] + 15, p["melt_doy"])
+    lying = np.clip(1 - _smooth01((t - melt) / 8) + _smooth01((t - p["snow_return_doy"]) / 8), 0, 1)
+    snow = np.where(np.isin(cls, (TUNDRA, SNOW)), 0.92 * lying, 0).astype(np.float32)
+    if snow_event > 0:
+        open_land = np.isin(cls, (CULTIVATED, GRASS, SHRUB, BARE, WETLAND, TUNDRA, SNOW))
+        cover = np.clip((snow_event - p["snow_susceptibility"]) / 0.15, 0, 1) * 0.95
+        cover = np.where(open_land, cover, 0)
+        cover = np.where(cls == SHRUB, 0.6 * cover, cover)  # shrubs stick out of the snow
+        cover = np.where(cls == FOREST, snow_event * np.where(p["evergreen"], 0.15, 0.4), cover)
+        cover = np.where(cls == ARTIFICIAL, snow_event * 0.5, cover)
+        snow = np.maximum(snow, cover.astype(np.float32))
+    return snow
 
 
 def _fractions(p: dict[str, np.ndarray], cls: np.ndarray, doy: float, snow_event: float):
     """Cover fractions of parcels at one day of year: green, dry, water share of background,
     turbidity, snow (each (P,) float32)."""
     t = np.float32(doy)
-    one = np.ones(len(cls), dtype=np.float32)
-    season = (0.5 - 0.5 * np.cos(2 * np.pi * (t - 20) / 365.25)) * one  # 0 mid-Jan, 1 mid-July
+    season = np.float32(0.5 - 0.5 * np.cos(2 * np.pi * (t - 20) / 365.25))  # 0 mid-Jan, 1 July
     green = np.zeros(len(cls), np.float32)
     dry = np.zeros(len(cls), np.float32)
-    water = np.zeros(len(cls), np.float32)
-    snow = np.zeros(len(cls), np.float32)
-
-    # Cultivated land.
-    g = p["peak_green"]
-    rise = _smooth01((t - p["green_up_doy"] - 12) / 7)
-    fall = _smooth01((t - p["senescence_doy"]) / 6)
-    harvested = t >= p["harvest_doy"]
-    ploughed = t >= p["plough_doy"]
-    crop_green = g * rise * (1 - fall)
-    crop_dry = np.where(harvested, np.where(ploughed, 0.0, 0.35), g * rise * fall)
-    winter_cereal = p["crop_type"] == 0
-    # winter cereal sown the previous autumn: small green cover in Jan-Mar, resown in autumn
-    early = 0.25 * (1 - rise) * (t < p["green_up_doy"] + 20)
-    late = 0.3 * _smooth01((t - p["autumn_sowing_doy"] - 20) / 8)
-    crop_green = crop_green + np.where(winter_cereal, early + late * ploughed, 0)
-    m = cls == CULTIVATED
-    green[m], dry[m] = crop_green[m], crop_dry[m]
-
-    # Forest.
-    leaf = _smooth01((t - p["budburst_doy"]) / 6) * (1 - _smooth01((t - p["leaf_fall_doy"]) / 8))
-    m = cls == FOREST
-    green[m] = np.where(p["evergreen"], 0.95, 0.12 + 0.86 * leaf)[m]
-    dry[m] = np.where(p["evergreen"], 0.03, 0.7 * (1 - leaf))[m]
-
-    # Grassland with mowing.
-    grass = 0.45 + 0.43 * np.clip(1.3 * season, 0, 1) - 0.1 * np.clip(season - 0.85, 0, 1) * 6
-    cut = one.copy()
-    cut_dry = np.zeros_like(one)
-    for k in ("mow1_doy", "mow2_doy", "mow3_doy"):
-        dt = t - p[k]
-        after = dt >= 0
-        cut *= np.where(after, 1 - 0.7 * np.exp(-np.maximum(dt, 0) / 14), 1)
-        cut_dry += np.where(after, 0.35 * np.exp(-np.maximum(dt, 0) / 6), 0)
-    m = cls == GRASS
-    green[m] = (grass * cut)[m]
-    dry[m] = np.minimum(1 - green, 0.08 + cut_dry)[m]
-
-    m = cls == SHRUB
-    green[m] = (0.3 + 0.3 * season)[m]
-    dry[m] = 0.35
-
-    m = cls == TUNDRA
-    green[m] = (0.05 + 0.35 * _smooth01((t - 165) / 6) * (1 - _smooth01((t - 240) / 6))) * one[m]
-    dry[m] = 0.35
-    tundra_snow = ((t < p["melt_doy"]) | (t > p["snow_return_doy"])).astype(np.float32) * 0.9
-    snow[m] = tundra_snow[m]
-
-    turb = p["turbidity"] * (0.5 + 0.5 * np.cos(2 * np.pi * (t - p["turbidity_peak_doy"]) / 365.25))
-    m = cls == WATER
-    water[m] = 1.0
-    green[m] = (0.03 * np.clip(season - 0.6, 0, 1) / 0.4 * (p["turbidity"] > 0.3))[m]
-    m = cls == WETLAND
+    for c, phenology in _PHENOLOGY.items():  # on every parcel: cheaper than subsetting them
+        m = cls == c
+        if m.any():
+            g, d = phenology(p, t, season)
+            green = np.where(m, g, green)
+            dry = np.where(m, d, dry)
     flood = np.exp(-(((t - 90) / 40) ** 2))
-    green[m] = (0.2 + 0.5 * season)[m]
-    dry[m] = 0.1
-    water[m] = np.clip(0.35 + 0.4 * flood, 0, 1)
-    m = cls == ARTIFICIAL
-    green[m] = (0.08 + 0.12 * season)[m]
-    m = cls == BARE
-    green[m] = (0.02 + 0.05 * season)[m]
-    m = cls == SNOW
-    snow[m] = 0.9 - 0.3 * np.exp(-(((t - 215) / 25) ** 2))
-
-    green = green * p["vigour"]
-    if snow_event > 0:
-        open_land = np.isin(cls, (CULTIVATED, GRASS, SHRUB, BARE, WETLAND, TUNDRA))
-        cover = np.clip((snow_event - p["snow_susceptibility"]) / 0.15, 0, 1) * 0.95
-        cover = np.where(open_land, cover, 0)
-        cover = np.where(cls == FOREST, snow_event * np.where(p["evergreen"], 0.15, 0.4), cover)
-        cover = np.where(cls == ARTIFICIAL, snow_event * 0.5, cover)
-        snow = np.maximum(snow, cover.astype(np.float32))
-    green = np.clip(green, 0, 1)
+    water = np.select(
+        [cls == WATER, cls == WETLAND], [1.0, np.clip(0.2 + p["flood"] * flood, 0, 1)], 0
+    )
+    turb = p["turbidity"] * (0.5 + 0.5 * np.cos(2 * np.pi * (t - p["turbidity_peak_doy"]) / 365.25))
+    snow = _lying_snow(p, cls, t, snow_event)
+    green = np.clip(green * p["vigour"], 0, 1)
     dry = np.clip(np.minimum(dry, 1 - green), 0, 1)
-    return green, dry, water, turb.astype(np.float32), snow
+    return green, dry, water.astype(np.float32), turb.astype(np.float32), snow
 
 
 # ---------------------------------------------------------------------------------------------
@@ -583,6 +864,9 @@ class _World:
             np.where(p["evergreen"][:, None], _EM["conifer"], _EM["broadleaf"]),
             _EM["crop"],
         )
+        # shrubs: broadleaf and herbs, spectrally between grassland and forest
+        shrub = 0.5 * (_EM["broadleaf"] + _EM["crop"])
+        green_em = np.where((cls == SHRUB)[:, None], shrub, green_em)
         sb = p["soil_brightness"][:, None]
         soil = (1 - sb) * _EM["soil_dark"] + sb * _EM["soil_bright"]
         bg = soil
@@ -591,6 +875,7 @@ class _World:
             np.isin(cls, (BARE, TUNDRA, SNOW))[:, None], 0.5 * _EM["rock"] + 0.5 * soil, bg
         )
         bg = np.where((cls == WETLAND)[:, None], _EM["soil_dark"] * 0.6, bg)
+        bg = np.where(p["road"][:, None], _EM["asphalt"], bg)
         green_em = green_em * np.where(np.arange(NB) < 4, p["vis_scale"][:, None], 1)
         green_em = green_em * np.where(
             (np.arange(NB) >= 5) & (np.arange(NB) <= 9), p["nir_scale"][:, None], 1
@@ -653,7 +938,8 @@ class _World:
         fr = self.frames[t]
         alpha = _cloud_opacity(fr, u, v)
         du, dv = fr.shadow_shift
-        shadow = 0.9 * np.clip(_cloud_opacity(fr, u + du, v + dv) / 0.5, 0, 1)
+        # thin cloud (fringes, veils) casts hardly any shadow
+        shadow = 0.9 * np.clip((_cloud_opacity(fr, u + du, v + dv, thin=False) - 0.2) / 0.35, 0, 1)
         if fr.cirrus is not None:
             n = fr.cirrus(u, v)
             tau = fr.cirrus_max * np.clip((n - 0.3) / 1.2, 0, 1).astype(np.float32)
@@ -692,6 +978,33 @@ def _window_coords(world: _World, row, col, h, w):
     return (cols + 0.5) * res, (rows + 0.5) * res, rows, cols
 
 
+def _aerosol(fr: _Frame, u: np.ndarray, v: np.ndarray) -> np.ndarray | float:
+    """Path reflectance scaling of a frame, (h, w) where its haze varies across the AOI."""
+    if fr.haze is None:
+        return fr.aerosol
+    return fr.aerosol * np.maximum(1 + fr.haze_amp * fr.haze(u, v), 0.3)
+
+
+def _atmosphere(fr: _Frame, surf: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """TOA reflectance (13, h, w) of a surface (13, h, w): path reflectance scaled by the
+    frame's haze (varying across the AOI) and air mass (longer path under a low winter sun),
+    transmittance, water vapour in B09. The B10 row is set by the caller."""
+    aerosol = _aerosol(fr, u, v)
+    trans = _TRANS * (1 - 0.06 * (fr.aerosol - 1))
+    trans[I_B09] = _TRANS[I_B09] * fr.vapour
+    toa = surf * trans[:, None, None]
+    toa += (_PATH * fr.airmass)[:, None, None] * np.asarray(aerosol)[None]
+    return toa
+
+
+def _over(toa: np.ndarray, keep: np.ndarray, weight: np.ndarray, layer: np.ndarray) -> None:
+    """toa = keep * toa + weight * layer, in place band by band (no (13, h, w) temporaries:
+    most frames have some cloud or cirrus, so this runs often)."""
+    for b in range(NB):
+        toa[b] *= keep
+        toa[b] += weight * layer[b]
+
+
 def _l1c_block(world: _World, row: int, col: int, h: int, w: int) -> np.ndarray:
     """The (time, band, h, w) uint16 DN block of a window."""
     T = len(world.times)
@@ -718,19 +1031,15 @@ def _l1c_block(world: _World, row: int, col: int, h: int, w: int) -> np.ndarray:
         alpha, tau, shadow, nodata = world.atmosphere_layers(t, u, v, rows, cols)
         if shadow.any():
             surf *= 1 - shadow[None] * _SHADOW[:, None, None]
-        path = _PATH * fr.aerosol
-        trans = _TRANS * (1 - 0.06 * (fr.aerosol - 1))
-        trans[I_B09] = _TRANS[I_B09] * fr.vapour
-        toa = path[:, None, None] + trans[:, None, None] * surf
+        toa = _atmosphere(fr, surf, u, v)
         toa[I_B10] = b10_land + 0.008 * surf[I_B11]
         if tau.any():
-            toa = toa * (1 - 0.1 * tau[None]) + tau[None] * _CIRRUS[:, None, None]
+            _over(toa, 1 - 0.1 * tau, tau, _CIRRUS)
         if alpha.any():
             cloud = _CLOUD.copy()
             cloud[I_B10] = fr.cloud_b10
             cloud = cloud * fr.cloud_brightness
-            scale = (0.8 + 0.2 * alpha)[None]  # thick cores brighter
-            toa = toa * (1 - alpha[None]) + alpha[None] * scale * cloud[:, None, None]
+            _over(toa, 1 - alpha, alpha * (0.8 + 0.2 * alpha), cloud)  # thick cores brighter
         keys = world.noise_keys[t]
         idx = (pix[None] * keys[:, 0, None, None] + keys[:, 1, None, None]) >> np.uint32(16)
         toa += (0.0015 + 0.008 * toa) * table[idx]
@@ -741,16 +1050,22 @@ def _l1c_block(world: _World, row: int, col: int, h: int, w: int) -> np.ndarray:
 
 
 _FLAG_CLOUD, _FLAG_CIRRUS, _FLAG_SHADOW, _FLAG_NODATA, _FLAG_SNOW = 1, 2, 4, 8, 16
+_FLAG_HAZE = 32
 #: Opacity from which a cloud counts as opaque (what a detector must find); cirrus from this
 #: optical thickness is visible (B10 >~ 0.01); cloud shadows from this darkening strength.
 CLOUD_OPACITY_CUT = 0.3
 CIRRUS_CUT = 0.2
 THICK_CIRRUS_CUT = 0.5
 SHADOW_CUT = 0.25
+#: Thin cloud (fringes, veils) from this opacity, or haze from this path reflectance (x a
+#: clear day's): not opaque, so not ``cloud``, but not a clean view either; a detector that
+#: flags it is not wrong.
+HAZE_OPACITY_CUT = 0.05
+HAZE_AEROSOL_CUT = 1.5
 
 
 def _truth_block(world: _World, row: int, col: int, h: int, w: int) -> np.ndarray:
-    """(time, h, w) uint8 bit flags: cloud, cirrus, shadow, no data, snow."""
+    """(time, h, w) uint8 bit flags: cloud, cirrus, shadow, no data, snow, haze."""
     T = len(world.times)
     u, v, rows, cols = _window_coords(world, row, col, h, w)
     ids, i1, _, _, _ = world.coverage(row, col, h, w)
@@ -761,6 +1076,8 @@ def _truth_block(world: _World, row: int, col: int, h: int, w: int) -> np.ndarra
         flags = cloud * np.uint8(_FLAG_CLOUD)
         flags |= ((tau >= CIRRUS_CUT) & ~cloud) * np.uint8(_FLAG_CIRRUS)
         flags |= ((shadow >= SHADOW_CUT) & ~cloud) * np.uint8(_FLAG_SHADOW)
+        hazy = (alpha >= HAZE_OPACITY_CUT) | (_aerosol(world.frames[t], u, v) >= HAZE_AEROSOL_CUT)
+        flags |= (hazy & ~cloud) * np.uint8(_FLAG_HAZE)
         if ids.size:
             _, _, snow = world.parcel_spectra(ids, t)
             flags |= (snow[i1] >= 0.5) * np.uint8(_FLAG_SNOW)
@@ -882,7 +1199,8 @@ class DemoScene:
 
     def truth(self, tile_size: int = 256) -> xr.Dataset:
         """Lazy ground truth on the cube's grid: ``cloud`` (opaque, what a detector must
-        find), ``cirrus`` (thin, not in ``cloud``), ``shadow``, ``no_data``, ``snow``
+        find), ``cirrus`` (thin, not in ``cloud``), ``shadow``, ``no_data``, ``snow``,
+        ``haze`` (thin cloud or heavy haze, not in ``cloud``: neither opaque nor clean)
         (time, y, x) bool and ``land_cover`` (y, x) uint8 (majority class per pixel)."""
         T = len(self.times)
         flags = self._blocks(_truth_block, (T,), np.uint8, tile_size, "truth")
@@ -895,6 +1213,7 @@ class DemoScene:
                 "shadow": (dims, (flags & _FLAG_SHADOW) > 0),
                 "no_data": (dims, (flags & _FLAG_NODATA) > 0),
                 "snow": (dims, (flags & _FLAG_SNOW) > 0),
+                "haze": (dims, (flags & _FLAG_HAZE) > 0),
                 "land_cover": (("y", "x"), land),
             },
             coords={
