@@ -29,11 +29,10 @@ resampled onto a fixed grid (every 16 days by default). Methods (:data:`METHODS`
 A pixel without any valid observation is NaN whatever the method, never a made-up value: the
 feature_engineering pipeline flags it with ``valid_count`` 0.
 
-``linear``, ``nearest`` and ``previous``: one forward and one backward sweep over the time
-steps (compiled with numba, pixels in the inner loop, no temporary bigger than a feature's
-targets) carry, per pixel, the most recent valid value and its day; at each target date they
-give the last valid observation at or before it and the first at or after it, which the
-method combines (times in float64 days, values in float32). ``cubic`` and ``whittaker`` take
+``linear``, ``nearest`` and ``previous``: one forward and one backward sweep over the valid
+mask (compiled with numba, pixels in the inner loop) find, per pixel and target date, the last
+valid observation at or before it and the first at or after it; every feature then only reads
+those two values and the method combines them (times in float64 days, values in float32). ``cubic`` and ``whittaker`` take
 each pixel's series in turn (compiled with numba, in buffers of one series, float64 inside,
 float32 out). Everything runs per spatial chunk through ``dask`` so memory is bounded by a
 few chunks, never the AOI.
@@ -112,61 +111,98 @@ _LINEAR, _LINEAR_NAN_EDGES, _NEAREST, _PREVIOUS = 0, 1, 2, 3
 
 
 @numba.njit(cache=True, nogil=True)
+def _neighbours(valid, obs_days, target_days, left, right):
+    """valid (T, P) bool, days float64 (targets sorted) -> left / right (M, P) int32: per
+    target and pixel, the last valid observation at or before it and the first at or after it
+    (-1: none). One forward and one backward sweep over the time steps, pixels inner."""
+    n_obs, n_pix = valid.shape
+    n_target = target_days.size
+    cur = np.full(n_pix, -1, np.int32)
+    i = 0
+    for m in range(n_target):
+        while i < n_obs and obs_days[i] <= target_days[m]:
+            for p in range(n_pix):
+                if valid[i, p]:
+                    cur[p] = i
+            i += 1
+        left[m] = cur
+    cur[:] = -1
+    i = n_obs - 1
+    for m in range(n_target - 1, -1, -1):
+        while i >= 0 and obs_days[i] >= target_days[m]:
+            for p in range(n_pix):
+                if valid[i, p]:
+                    cur[p] = i
+            i -= 1
+        right[m] = cur
+
+
+@numba.njit(cache=True, nogil=True)
 def _resample(values, valid, obs_days, target_days, rule, out):
     """values (T, F, P) float32, valid (T, 1 or F, P) bool, days float64 (target days sorted)
-    -> out (M, F, P): per pixel, a forward sweep over the observations keeps the last valid one
-    at or before each target day, a backward sweep the first one at or after it, and ``rule``
-    combines the two. An observation is valid where ``valid`` and its value is not NaN."""
+    -> out (M, F, P), every element written: per pixel, the last valid observation at or
+    before each target day and the first at or after it, combined by ``rule``. An observation
+    is valid where ``valid`` and its value is not NaN. The neighbours come from the mask once
+    (:func:`_neighbours`), shared by every feature when the mask is; a feature whose
+    neighbour value is NaN looks further for that pixel only. So each feature costs a gather
+    of M values per pixel, not a sweep of T."""
     n_obs, n_feat, n_pix = values.shape
     n_target = target_days.size
-    left_v = np.empty((n_target, n_pix), np.float32)
-    left_t = np.empty((n_target, n_pix))
-    cur_v = np.empty(n_pix, np.float32)
-    cur_t = np.empty(n_pix)
+    left = np.empty((n_target, n_pix), np.int32)
+    right = np.empty((n_target, n_pix), np.int32)
     for f in range(n_feat):
         vf = min(f, valid.shape[1] - 1)
-        cur_v[:] = np.nan
-        cur_t[:] = np.nan
-        i = 0
+        if f == 0 or valid.shape[1] > 1:
+            _neighbours(valid[:, vf, :], obs_days, target_days, left, right)
         for m in range(n_target):
-            while i < n_obs and obs_days[i] <= target_days[m]:
-                for p in range(n_pix):
-                    if valid[i, vf, p] and not np.isnan(values[i, f, p]):
-                        cur_v[p] = values[i, f, p]
-                        cur_t[p] = obs_days[i]
-                i += 1
-            left_v[m] = cur_v
-            left_t[m] = cur_t
-        cur_v[:] = np.nan
-        cur_t[:] = np.nan
-        i = n_obs - 1
-        for m in range(n_target - 1, -1, -1):
-            while i >= 0 and obs_days[i] >= target_days[m]:
-                for p in range(n_pix):
-                    if valid[i, vf, p] and not np.isnan(values[i, f, p]):
-                        cur_v[p] = values[i, f, p]
-                        cur_t[p] = obs_days[i]
-                i -= 1
             day = target_days[m]
             for p in range(n_pix):
-                vl, tl, vr, tr = left_v[m, p], left_t[m, p], cur_v[p], cur_t[p]
-                has_l, has_r = not np.isnan(tl), not np.isnan(tr)
+                il, ir = left[m, p], right[m, p]
+                vl, vr = np.float32(np.nan), np.float32(np.nan)
+                while il >= 0:  # skip valid observations whose value is NaN
+                    vl = values[il, f, p]
+                    if not np.isnan(vl) and valid[il, vf, p]:
+                        break
+                    il -= 1
+                while 0 <= ir < n_obs:
+                    vr = values[ir, f, p]
+                    if not np.isnan(vr) and valid[ir, vf, p]:
+                        break
+                    ir += 1
+                has_l, has_r = il >= 0, 0 <= ir < n_obs
+                if not has_l:
+                    vl = np.float32(np.nan)
+                if not has_r:
+                    vr = np.float32(np.nan)
                 if rule == _PREVIOUS:
                     result = vl
                 elif rule == _NEAREST:
-                    result = vl if has_l and (not has_r or day - tl <= tr - day) else vr
+                    near_l = has_l and (not has_r or day - obs_days[il] <= obs_days[ir] - day)
+                    result = vl if near_l else vr
                 elif has_l and has_r:
+                    tl, tr = obs_days[il], obs_days[ir]
                     result = vl if tr <= tl else vl + np.float32((day - tl) / (tr - tl)) * (vr - vl)
                 elif rule == _LINEAR:
                     result = vl if has_l else vr  # hold the nearest valid value (NaN: none)
                 else:
-                    result = np.nan
+                    result = np.float32(np.nan)
                 out[m, f, p] = result
 
 
 def _kernel(data, valid, obs_days, target_days, rule) -> np.ndarray:
     """Run ``_resample`` with ``rule`` on one block (pixels flattened), targets in any order."""
-    return _per_block(_resample, data, valid, obs_days, target_days, rule)
+    n_obs, n_feat, *space = data.shape
+    n_target = target_days.size
+    if not n_obs:
+        return np.full((n_target, n_feat, *space), np.nan, np.float32)
+    order = np.argsort(target_days, kind="stable")
+    out = np.empty((n_target, n_feat, int(np.prod(space))), np.float32)  # all written
+    _resample(data.reshape(n_obs, n_feat, -1), valid.reshape(n_obs, valid.shape[1], -1),
+              np.asarray(obs_days, np.float64), np.asarray(target_days[order], np.float64),
+              rule, out)  # fmt: skip
+    if not (order == np.arange(n_target)).all():  # back to the caller's order of targets
+        out[order] = out.copy()
+    return out.reshape(n_target, n_feat, *space)
 
 
 def _per_block(sweep, data, valid, obs_days, target_days, *args) -> np.ndarray:
@@ -176,13 +212,15 @@ def _per_block(sweep, data, valid, obs_days, target_days, *args) -> np.ndarray:
     out = np.full((target_days.size, n_feat, int(np.prod(space))), np.nan, np.float32)
     if n_obs:
         order = np.argsort(target_days, kind="stable")
-        ordered = np.full_like(out, np.nan)
+        in_order = bool((order == np.arange(order.size)).all())  # the usual date grid
+        ordered = out if in_order else np.full_like(out, np.nan)
         sweep(
             data.reshape(n_obs, n_feat, -1), valid.reshape(n_obs, valid.shape[1], -1),
             np.asarray(obs_days, np.float64), np.asarray(target_days[order], np.float64),
             *args, ordered,
         )  # fmt: skip
-        out[order] = ordered
+        if not in_order:
+            out[order] = ordered
     return out.reshape(target_days.size, n_feat, *space)
 
 
