@@ -144,6 +144,21 @@ def test_same_result_for_any_chunking():
     assert lazy_a.chunks[2] == (5, 5, 2)  # spatial chunking of data is kept
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [{"method": "linear", "edges": "nan"}, {"method": "nearest"}, {"method": "previous"}],
+)
+def test_blocks_cut_from_a_larger_array_give_the_same_values(spec):
+    """Chunks of an in-memory array are strided views, resampled row by row in place; a whole
+    contiguous array is resampled with its pixels flattened: both give the same values."""
+    data, valid, _ = _random_case(seed=11)
+    dates = date_grid()
+    eager = interpolate(data, valid, dates, spec)
+    lazy = interpolate(data.chunk({"y": 4, "x": 6}), valid.chunk({"y": 4, "x": 6}), dates, spec)
+    np.testing.assert_array_equal(lazy.values, eager.values)
+    assert np.isfinite(eager.values).any() and np.isnan(eager.values).any()
+
+
 def test_output_coords():
     data, valid, _ = _random_case()
     data = data.assign_coords(feature=["a", "b"], x=np.arange(10.0) * 10)

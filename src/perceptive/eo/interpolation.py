@@ -196,13 +196,20 @@ def _kernel(data, valid, obs_days, target_days, rule) -> np.ndarray:
     if not n_obs:
         return np.full((n_target, n_feat, *space), np.nan, np.float32)
     order = np.argsort(target_days, kind="stable")
-    out = np.empty((n_target, n_feat, int(np.prod(space))), np.float32)  # all written
-    _resample(data.reshape(n_obs, n_feat, -1), valid.reshape(n_obs, valid.shape[1], -1),
-              np.asarray(obs_days, np.float64), np.asarray(target_days[order], np.float64),
-              rule, out)  # fmt: skip
+    obs_days = np.asarray(obs_days, np.float64)
+    targets = np.asarray(target_days[order], np.float64)
+    out = np.empty((n_target, n_feat, *space), np.float32)  # every element is written
+    if len(space) == 2 and not (data.flags.c_contiguous and valid.flags.c_contiguous):
+        # a block cut from a larger array: row by row, read in place rather than copied
+        for row in range(space[0]):
+            _resample(data[:, :, row], valid[:, :, row], obs_days, targets, rule,
+                      out[:, :, row])  # fmt: skip
+    else:
+        _resample(data.reshape(n_obs, n_feat, -1), valid.reshape(n_obs, valid.shape[1], -1),
+                  obs_days, targets, rule, out.reshape(n_target, n_feat, -1))  # fmt: skip
     if not (order == np.arange(n_target)).all():  # back to the caller's order of targets
         out[order] = out.copy()
-    return out.reshape(n_target, n_feat, *space)
+    return out
 
 
 def _per_block(sweep, data, valid, obs_days, target_days, *args) -> np.ndarray:
