@@ -80,4 +80,9 @@ def test_the_hash_ignores_where_data_lives_but_not_what_is_computed():
     changed = {**params, "classifier": {"method": "lightgbm", "n_estimators": 100}}
     assert parameters_hash(params) == parameters_hash(moved)
     assert parameters_hash(params) != parameters_hash(changed)
+    # a new option left unset (None) changes nothing; set, it does
+    newer = {**params, "classifier": {**params["classifier"], "max_bin": None}}
+    assert parameters_hash(newer) == parameters_hash(params)
+    newer["classifier"]["max_bin"] = 63
+    assert parameters_hash(newer) != parameters_hash(params)
     assert params["data_root"] == "/a"  # not modified in place

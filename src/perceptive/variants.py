@@ -100,8 +100,10 @@ def load_variant(name: str, conf_source: Path) -> Variant:
 
 
 def parameters_hash(parameters: dict[str, Any]) -> str:
-    """A short digest of the resolved parameters that change a result (see RESULT_NEUTRAL)."""
-    kept = copy.deepcopy(parameters)
+    """A short digest of the resolved parameters that change a result (see RESULT_NEUTRAL).
+    Options left unset (None) are left out, so a new optional option does not make every
+    earlier run look different."""
+    kept = _without_unset(copy.deepcopy(parameters))
     for path in RESULT_NEUTRAL:
         parent = kept
         for key in path[:-1]:
@@ -110,3 +112,9 @@ def parameters_hash(parameters: dict[str, Any]) -> str:
             parent.pop(path[-1], None)
     text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _without_unset(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_unset(v) for k, v in value.items() if v is not None}
+    return value
