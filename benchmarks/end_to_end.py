@@ -4,6 +4,10 @@ Each pipeline runs as its own `kedro run --pipelines NAME` process (reading the 
 previous one wrote) in a temporary data folder, so its peak resident memory is its own.
 
     python benchmarks/end_to_end.py [--size 512] [--tile-size 256] [--pipelines a,b] [--keep]
+        [--variant NAME] [--compiled]
+
+``--variant`` layers a variant of conf/base/variants/ over the defaults (as ``kedro compare``
+does); ``--compiled`` predicts with the compiled model (``compiled_model.enabled``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ def main() -> int:
     parser.add_argument(
         "--pipelines", default=",".join(LINKS), help="comma-separated links to run, in order"
     )
+    parser.add_argument("--variant", help="a variant of conf/base/variants/ to run")
+    parser.add_argument("--compiled", action="store_true", help="compiled_model.enabled: true")
     args = parser.parse_args()
 
     data_root = Path(tempfile.mkdtemp(prefix="perceptive-bench-"))
@@ -73,10 +79,17 @@ def main() -> int:
         "tile_size": args.tile_size,
         "aoi": {"bbox": [500000, 5100000 - side, 500000 + side, 5100000], "crs": "EPSG:32633"},
     }
+    if args.compiled:
+        params["compiled_model"] = {"enabled": True}
+    if args.variant:
+        from perceptive.variants import load_variant
+
+        params = load_variant(args.variant, PROJECT / "conf").runtime_params(params)
     config = data_root / "run.yml"  # `kedro run --config`: lists cannot go through --params
     config.write_text(yaml.safe_dump({"run": {"params": params}}))
     print(f"machine: {machine()}")
-    print(f"demo AOI {args.size} x {args.size} px, tile {args.tile_size} px, data in {data_root}")
+    print(f"demo AOI {args.size} x {args.size} px, tile {args.tile_size} px, data in {data_root}"
+          f", variant {args.variant or 'base'}{', compiled model' if args.compiled else ''}")  # fmt: skip
     print(f"{'pipeline':<22}{'wall s':>9}{'peak RSS GiB':>15}")
     total, peak, failed = 0.0, 0.0, False
     for link in args.pipelines.split(","):
