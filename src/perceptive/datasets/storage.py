@@ -65,7 +65,7 @@ def check_writable(folders: Iterable[Path]) -> list[str]:
         if free is not None and free < LOW_SPACE_BYTES:
             warnings.append(
                 f"Only {free / 2**20:.0f} MB free under {folder}; a default run adds about "
-                "530 MB. `perceptive runs prune --keep N` removes old versions."
+                "530 MB. `kedro runs prune --keep N` removes old versions."
             )
     return warnings
 
@@ -81,7 +81,7 @@ def _problem(cause: OSError, where) -> str:
 def _fix(cause: OSError) -> str:
     if cause.errno in NO_SPACE:
         return (
-            "Free some space (`perceptive runs prune --keep N` removes old versions) or set "
+            "Free some space (`kedro runs prune --keep N` removes old versions) or set "
             "data_root to a larger disk (--params data_root=PATH)"
         )
     return (
