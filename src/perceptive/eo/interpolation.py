@@ -190,45 +190,36 @@ def _resample(values, valid, obs_days, target_days, rule, out):
 
 
 def _kernel(data, valid, obs_days, target_days, rule) -> np.ndarray:
-    """Run ``_resample`` with ``rule`` on one block (pixels flattened), targets in any order."""
+    """Run ``_resample`` with ``rule`` on one block, targets in any order. It writes every
+    output value, so the output is not filled with NaN first (a pass over the whole output
+    that took about as long as the resampling itself)."""
+    return _per_block(_resample, data, valid, obs_days, target_days, rule, fill=False)
+
+
+def _per_block(sweep, data, valid, obs_days, target_days, *args, fill=True) -> np.ndarray:
+    """``sweep(values (T, F, P), valid (T, 1 or F, P), obs_days, sorted targets, *args, out)``
+    on one block (targets sorted for it and put back in their order; ``out`` starts NaN if
+    ``fill``). Pixels are flattened when that is a view; a block cut from a larger array (a
+    chunk of an in-memory cube) is not contiguous, so it is swept row by row where it is
+    instead of being copied (a year of features is hundreds of MB per block)."""
     n_obs, n_feat, *space = data.shape
     n_target = target_days.size
+    shape = (n_target, n_feat, *space)
     if not n_obs:
-        return np.full((n_target, n_feat, *space), np.nan, np.float32)
+        return np.full(shape, np.nan, np.float32)
+    out = np.full(shape, np.nan, np.float32) if fill else np.empty(shape, np.float32)
     order = np.argsort(target_days, kind="stable")
     obs_days = np.asarray(obs_days, np.float64)
     targets = np.asarray(target_days[order], np.float64)
-    out = np.empty((n_target, n_feat, *space), np.float32)  # every element is written
     if len(space) == 2 and not (data.flags.c_contiguous and valid.flags.c_contiguous):
-        # a block cut from a larger array: row by row, read in place rather than copied
         for row in range(space[0]):
-            _resample(data[:, :, row], valid[:, :, row], obs_days, targets, rule,
-                      out[:, :, row])  # fmt: skip
+            sweep(data[:, :, row], valid[:, :, row], obs_days, targets, *args, out[:, :, row])
     else:
-        _resample(data.reshape(n_obs, n_feat, -1), valid.reshape(n_obs, valid.shape[1], -1),
-                  obs_days, targets, rule, out.reshape(n_target, n_feat, -1))  # fmt: skip
+        sweep(data.reshape(n_obs, n_feat, -1), valid.reshape(n_obs, valid.shape[1], -1),
+              obs_days, targets, *args, out.reshape(n_target, n_feat, -1))  # fmt: skip
     if not (order == np.arange(n_target)).all():  # back to the caller's order of targets
         out[order] = out.copy()
     return out
-
-
-def _per_block(sweep, data, valid, obs_days, target_days, *args) -> np.ndarray:
-    """``sweep(values (T, F, P), valid (T, 1 or F, P), obs_days, sorted targets, *args, out)``
-    on one block (pixels flattened, targets sorted for it and put back in their order)."""
-    n_obs, n_feat, *space = data.shape
-    out = np.full((target_days.size, n_feat, int(np.prod(space))), np.nan, np.float32)
-    if n_obs:
-        order = np.argsort(target_days, kind="stable")
-        in_order = bool((order == np.arange(order.size)).all())  # the usual date grid
-        ordered = out if in_order else np.full_like(out, np.nan)
-        sweep(
-            data.reshape(n_obs, n_feat, -1), valid.reshape(n_obs, valid.shape[1], -1),
-            np.asarray(obs_days, np.float64), np.asarray(target_days[order], np.float64),
-            *args, ordered,
-        )  # fmt: skip
-        if not in_order:
-            out[order] = ordered
-    return out.reshape(target_days.size, n_feat, *space)
 
 
 @numba.njit(cache=True, nogil=True)
