@@ -76,9 +76,9 @@ class RunRecordHooks:
         self._project_path = Path(context.project_path)
         self._data_root = data_root_of(context)
         # before anything (the MLflow store too) writes there: an unwritable data_root is
-        # one clear error, not a NotADirectoryError from deep inside MLflow
-        for warning in check_writable([self._data_root]):
-            log.warning(warning)
+        # one clear error, not a NotADirectoryError from deep inside MLflow. Low free space is
+        # told once, by the run's own check of its output folders (InputCheckHooks).
+        check_writable([self._data_root])
         self._env = context.env or getattr(context.config_loader, "default_run_env", None)
         _anchor_sqlite_store(context)
 

@@ -30,7 +30,7 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from kedro_datasets.pickle import PickleDataset
 
-from perceptive.datasets.storage import remove_if_empty, storage_error
+from perceptive.datasets.storage import saving
 
 PARTIAL = ".partial-"
 
@@ -82,30 +82,25 @@ class AtomicSaveMixin:
         bound = super().save  # type: ignore[misc]
         undecorated = getattr(bound, "__wrapped__", None)  # upstream save without Kedro's wrapper
         self._atomic_tmp = PurePosixPath(tmp.as_posix())
-        new_folder = not final.parent.exists()
-        try:
-            if undecorated is None:
-                bound(data)
-            else:
-                undecorated(self, data)
-            _fsync_tree(tmp)
-            if self._version and final.exists():  # type: ignore[attr-defined]
-                raise DatasetError(f"{final} already exists; a saved version is never overwritten.")
-            os.replace(tmp, final)
-            _fsync(final.parent)  # make the rename itself durable
-        except Exception as exc:
-            error = storage_error(exc, final)
-            if error is None:
-                raise
-            raise error from exc
-        finally:
-            self._atomic_tmp = None
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            elif tmp.exists():
-                tmp.unlink()
-            if new_folder and not final.exists():
-                remove_if_empty(final.parent)
+        with saving(final):
+            try:
+                if undecorated is None:
+                    bound(data)
+                else:
+                    undecorated(self, data)
+                _fsync_tree(tmp)
+                if self._version and final.exists():  # type: ignore[attr-defined]
+                    raise DatasetError(
+                        f"{final} already exists; a saved version is never overwritten."
+                    )
+                os.replace(tmp, final)
+                _fsync(final.parent)  # make the rename itself durable
+            finally:
+                self._atomic_tmp = None
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                elif tmp.exists():
+                    tmp.unlink()
         self._invalidate_cache()  # type: ignore[attr-defined]
 
 

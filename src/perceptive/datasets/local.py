@@ -80,33 +80,28 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
     def save(self, data: T) -> None:
         final = Path(self._get_save_path())
         tmp = final.with_name(f".partial-{uuid.uuid4().hex[:8]}-{final.name}")
-        new_folder = not final.parent.exists()
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            self._write(data, tmp)
-            if final.exists():
-                raise DatasetError(f"{final} already exists; a saved version is never overwritten.")
-            sidecars = self._sidecars(tmp)
-            if self.with_manifest:  # the data is complete: record it before it becomes visible
-                sidecars.append(manifest.write(tmp, final.name, _about(data)))
-            for sidecar in sidecars:  # first: the main file's name marks completion
-                os.replace(sidecar, final.with_name(final.name + sidecar.name[len(tmp.name) :]))
-            os.replace(tmp, final)
-        except Exception as exc:
-            error = storage.storage_error(exc, final)
-            if error is None:
-                raise
-            raise error from exc
-        finally:
-            if tmp.is_dir():
-                shutil.rmtree(tmp)
-            elif tmp.exists():
-                tmp.unlink()
-            for sidecar in self._sidecars(tmp):
-                sidecar.unlink()
-            manifest.manifest_path(tmp).unlink(missing_ok=True)
-            if new_folder and not final.exists():
-                storage.remove_if_empty(final.parent)
+        with storage.saving(final):
+            try:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                self._write(data, tmp)
+                if final.exists():
+                    raise DatasetError(
+                        f"{final} already exists; a saved version is never overwritten."
+                    )
+                sidecars = self._sidecars(tmp)
+                if self.with_manifest:  # the data is complete: record it before it becomes visible
+                    sidecars.append(manifest.write(tmp, final.name, _about(data)))
+                for sidecar in sidecars:  # first: the main file's name marks completion
+                    os.replace(sidecar, final.with_name(final.name + sidecar.name[len(tmp.name) :]))
+                os.replace(tmp, final)
+            finally:
+                if tmp.is_dir():
+                    shutil.rmtree(tmp)
+                elif tmp.exists():
+                    tmp.unlink()
+                for sidecar in self._sidecars(tmp):
+                    sidecar.unlink()
+                manifest.manifest_path(tmp).unlink(missing_ok=True)
 
     def _exists(self) -> bool:
         try:

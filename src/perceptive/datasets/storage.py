@@ -11,9 +11,11 @@ have already removed what they started, so the store is as it was), and
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kedro.io.core import DatasetError
@@ -44,11 +46,32 @@ def storage_error(exc: BaseException, target: Path) -> StorageError | None:
     )
 
 
+@contextmanager
+def saving(final: Path) -> Iterator[None]:
+    """Around a save to ``final`` (which removes its own temporaries): a full or unwritable
+    store becomes a :class:`StorageError` naming ``final``, and a version folder the save
+    created is removed again when the save left it empty."""
+    new_folder = not final.parent.exists()
+    try:
+        yield
+    except Exception as exc:
+        error = storage_error(exc, final)
+        if error is None:
+            raise
+        raise error from exc
+    finally:
+        if new_folder and not final.exists():
+            try:
+                final.parent.rmdir()
+            except OSError:  # not empty, or already gone
+                pass
+
+
 def check_writable(folders: Iterable[Path]) -> list[str]:
     """Probe each folder (or its nearest existing ancestor, where it would be created) by
     writing and removing a small file; raise :class:`StorageError` naming the first that
-    cannot be written, before anything runs. Returns warnings for folders low on space."""
-    warnings = []
+    cannot be written, before anything runs. Returns a warning per file system low on space."""
+    warnings, file_systems = [], set()
     for folder in sorted({_nearest_existing(Path(f)) for f in folders}):
         probe = folder / f".perceptive-write-test-{uuid.uuid4().hex[:8]}"
         try:
@@ -61,6 +84,10 @@ def check_writable(folders: Iterable[Path]) -> list[str]:
                 f"Outputs cannot be written under {folder}: {_problem(exc, folder)}. Nothing "
                 f"was run. {_fix(exc)}."
             ) from exc
+        device = os.stat(folder).st_dev
+        if device in file_systems:
+            continue
+        file_systems.add(device)
         free = _free_bytes(folder)
         if free is not None and free < LOW_SPACE_BYTES:
             warnings.append(
@@ -87,14 +114,6 @@ def _fix(cause: OSError) -> str:
     return (
         "Make the folder writable, or set data_root to one you can write (--params data_root=PATH)"
     )
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` if a failed save left it empty (a version folder it created)."""
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
 
 
 def _os_error(exc: BaseException | None) -> OSError | None:
