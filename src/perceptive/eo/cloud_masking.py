@@ -163,8 +163,7 @@ def _booster():
 def library_folder(cache: Path) -> Path:
     """The cache folder of s2cloudless' model: keyed by the hash of its model file, how it is
     compiled, the compilers' versions and the machine (``compiled.content_key``)."""
-    build = repr(sorted(COMPILE_PARAMS.items())).encode()
-    return Path(cache) / content_key(_model_file().read_bytes() + build)
+    return Path(cache) / content_key(_model_file().read_bytes(), COMPILE_PARAMS)
 
 
 def _thresholds(booster) -> dict[int, np.ndarray]:

@@ -45,17 +45,18 @@ def build_stamp() -> str:
     return f"{version('treelite')}|{version('tl2cgen')}|{platform.machine()}|{platform.system()}"
 
 
-def content_key(content: str | bytes) -> str:
-    """The cache key of a model given as its text (or file bytes), with :func:`build_stamp`."""
+def content_key(content: str | bytes, params: dict | None = None) -> str:
+    """The cache key of a model given as its text (or file bytes), compiled with tl2cgen
+    ``params``, with :func:`build_stamp`."""
     data = content.encode() if isinstance(content, str) else content
-    return hashlib.sha256(build_stamp().encode() + data).hexdigest()[:20]
+    build = repr(sorted((params or {}).items())).encode()
+    return hashlib.sha256(build_stamp().encode() + data + build).hexdigest()[:20]
 
 
 def model_key(model: LulcModel) -> str:
     """The cache key of a LightGBM model: its trees, how they are compiled
     (:data:`COMPILE_PARAMS`), the compilers' versions, the machine."""
-    build = repr(sorted(COMPILE_PARAMS.items()))
-    return content_key(model.estimator.booster_.model_to_string() + build)
+    return content_key(model.estimator.booster_.model_to_string(), COMPILE_PARAMS)
 
 
 def toolchain() -> str:
