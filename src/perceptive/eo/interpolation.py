@@ -32,8 +32,8 @@ feature_engineering pipeline flags it with ``valid_count`` 0.
 ``linear``, ``nearest`` and ``previous``: one forward and one backward sweep over the valid
 mask (compiled with numba, pixels in the inner loop) find, per pixel and target date, the last
 valid observation at or before it and the first at or after it; every feature then only reads
-those two values and the method combines them (times in float64 days, values in float32). ``cubic`` and ``whittaker`` take
-each pixel's series in turn (compiled with numba, in buffers of one series, float64 inside,
+those two values and the method combines them (times in float64 days, values in float32).
+``cubic`` and ``whittaker`` take each pixel's series in turn (compiled with numba, in buffers of one series, float64 inside,
 float32 out). Everything runs per spatial chunk through ``dask`` so memory is bounded by a
 few chunks, never the AOI.
 
@@ -190,24 +190,21 @@ def _resample(values, valid, obs_days, target_days, rule, out):
 
 
 def _kernel(data, valid, obs_days, target_days, rule) -> np.ndarray:
-    """Run ``_resample`` with ``rule`` on one block, targets in any order. It writes every
-    output value, so the output is not filled with NaN first (a pass over the whole output
-    that took about as long as the resampling itself)."""
-    return _per_block(_resample, data, valid, obs_days, target_days, rule, fill=False)
+    """Run ``_resample`` with ``rule`` on one block, targets in any order."""
+    return _per_block(_resample, data, valid, obs_days, target_days, rule)
 
 
-def _per_block(sweep, data, valid, obs_days, target_days, *args, fill=True) -> np.ndarray:
+def _per_block(sweep, data, valid, obs_days, target_days, *args) -> np.ndarray:
     """``sweep(values (T, F, P), valid (T, 1 or F, P), obs_days, sorted targets, *args, out)``
-    on one block (targets sorted for it and put back in their order; ``out`` starts NaN if
-    ``fill``). Pixels are flattened when that is a view; a block cut from a larger array (a
-    chunk of an in-memory cube) is not contiguous, so it is swept row by row where it is
-    instead of being copied (a year of features is hundreds of MB per block)."""
+    on one block (targets sorted for it and put back in their order; ``out`` starts NaN).
+    Pixels are flattened when that is a view; a block cut from a larger array (a chunk of an
+    in-memory cube) is not contiguous, so it is swept row by row where it is instead of being
+    copied (a year of features is hundreds of MB per block)."""
     n_obs, n_feat, *space = data.shape
     n_target = target_days.size
-    shape = (n_target, n_feat, *space)
+    out = np.full((n_target, n_feat, *space), np.nan, np.float32)
     if not n_obs:
-        return np.full(shape, np.nan, np.float32)
-    out = np.full(shape, np.nan, np.float32) if fill else np.empty(shape, np.float32)
+        return out
     order = np.argsort(target_days, kind="stable")
     obs_days = np.asarray(obs_days, np.float64)
     targets = np.asarray(target_days[order], np.float64)
