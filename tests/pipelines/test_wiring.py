@@ -293,6 +293,18 @@ def test_cloud_masking_options_reach_the_detector(upstream):
     assert cloudy[0.2] > cloudy[0.8]  # a lower probability threshold flags more pixels
 
 
+def test_cloud_masking_radii_in_metres_reach_the_detector(upstream):
+    """TINY masks at 80 m: dilation_m 160 is 2 processing pixels instead of 1, so more is
+    flagged; the masks record the option as given."""
+    compute_masks = feature_engineering().only_nodes("compute_masks")
+    inputs = {"l1c_cube": upstream["l1c_cube"]}
+    plain = run(compute_masks, inputs)["masks_cube"]
+    wider = run(compute_masks, inputs, cloud_masking={"dilation_m": 160})["masks_cube"]
+    assert plain.attrs["cloud_masking"]["dilation_m"] is None
+    assert wider.attrs["cloud_masking"]["dilation_m"] == 160
+    assert int(wider["cloud_mask"].sum()) > int(plain["cloud_mask"].sum())
+
+
 def test_min_valid_fraction_chooses_the_frames(upstream):
     l1c, masks = upstream["l1c_cube"], upstream["masks_cube"]
     inputs = {"l1c_cube": l1c, "masks_cube": masks}
