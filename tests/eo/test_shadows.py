@@ -85,3 +85,13 @@ def test_projection_finds_the_demo_shadows():
     assert precision > 0.85, precision
     assert (found & far_clear).sum() / far_clear.sum() < 0.01
     assert not (found & cloud).any()
+
+
+def test_no_shadows_is_not_labelled_a_cloud_mask():
+    cube, cloud = _cube_and_clouds()
+    cloud = cloud.assign_attrs(long_name="cloud (s2cloudless)")
+    shadow = METHODS.run({"method": "none"}, cube, cloud)
+    assert not shadow.any()
+    assert shadow.name == "shadow_mask"
+    assert "cloud" not in str(shadow.attrs)
+    assert cloud.attrs["long_name"] == "cloud (s2cloudless)"  # the cloud mask keeps its own

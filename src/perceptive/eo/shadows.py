@@ -123,8 +123,9 @@ def _dark_shadow_block(bands, cloud, potential, darkness):
 
 
 def no_shadows(l1c: xr.Dataset, cloud_mask: xr.DataArray) -> xr.DataArray:
-    """No shadow masking: every pixel is shadow-free."""
-    return xr.zeros_like(cloud_mask, dtype=bool).rename("shadow_mask")
+    """No shadow masking: every pixel is shadow-free (without the cloud mask's attributes,
+    which would label this layer a cloud mask)."""
+    return xr.zeros_like(cloud_mask, dtype=bool).rename("shadow_mask").drop_attrs(deep=False)
 
 
 #: Cloud shadow link: ``method(l1c_cube, cloud_mask, **options) -> (time, y, x) bool``.
