@@ -3,7 +3,8 @@
 Each pipeline runs as its own `kedro run --pipelines NAME` process (reading the versions the
 previous one wrote) in a temporary data folder, so its peak resident memory is its own.
 
-    python benchmarks/end_to_end.py [--size 512] [--tile-size 256] [--pipelines a,b] [--keep]
+    python benchmarks/end_to_end.py [--size 512] [--height PX] [--tile-size 256]
+        [--pipelines a,b] [--keep]
         [--variant NAME] [--compiled] [--one-process]
 
 ``--one-process`` runs the whole workflow as one `kedro run` (what a user types): the links'
@@ -70,7 +71,8 @@ def run(pipeline: str | None, config: Path) -> tuple[float, float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=512, help="AOI width = height in px")
+    parser.add_argument("--size", type=int, default=512, help="AOI width (and height) in px")
+    parser.add_argument("--height", type=int, help="AOI height in px [default: --size]")
     parser.add_argument("--tile-size", type=int, default=256)
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     parser.add_argument(
@@ -84,11 +86,11 @@ def main() -> int:
     args = parser.parse_args()
 
     data_root = Path(tempfile.mkdtemp(prefix="perceptive-bench-"))
-    side = args.size * 10
+    width, height = args.size * 10, (args.height or args.size) * 10
     params = {
         "data_root": str(data_root),
         "tile_size": args.tile_size,
-        "aoi": {"bbox": [500000, 5100000 - side, 500000 + side, 5100000], "crs": "EPSG:32633"},
+        "aoi": {"bbox": [500000, 5100000 - height, 500000 + width, 5100000], "crs": "EPSG:32633"},
     }
     if args.compiled:
         params["compiled_model"] = {"enabled": True}
@@ -99,7 +101,7 @@ def main() -> int:
     config = data_root / "run.yml"  # `kedro run --config`: lists cannot go through --params
     config.write_text(yaml.safe_dump({"run": {"params": params}}))
     print(f"machine: {machine()}")
-    print(f"demo AOI {args.size} x {args.size} px, tile {args.tile_size} px, data in {data_root}"
+    print(f"demo AOI {args.size} x {args.height or args.size} px, tile {args.tile_size} px, data in {data_root}"
           f", variant {args.variant or 'base'}{', compiled model' if args.compiled else ''}")  # fmt: skip
     print(f"{'pipeline':<22}{'wall s':>9}{'peak RSS GiB':>15}")
     if args.one_process:
@@ -113,9 +115,15 @@ def main() -> int:
             failed = True
             break
     print(f"{'total':<22}{total:>9.1f}{peak:>15.2f}   (target: < 300 s, < 4 GiB)")
+    print(f"data folder: {disk_gb(data_root):.1f} GB")
     if not args.keep:
         shutil.rmtree(data_root, ignore_errors=True)
     return 1 if failed else 0
+
+
+def disk_gb(folder: Path) -> float:
+    """What the run left in its data folder, in GB."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e9
 
 
 def one_process(data_root: Path, config: Path, keep: bool) -> int:
@@ -134,6 +142,7 @@ def one_process(data_root: Path, config: Path, keep: bool) -> int:
             print(f"{link:<22}{seconds:>9.1f}")
         print(f"{'start-up and hooks':<22}{wall - sum(node_times.values()):>9.1f}")
     print(f"{'total':<22}{wall:>9.1f}{rss:>15.2f}" + ("  FAILED" if code else ""))
+    print(f"data folder: {disk_gb(data_root):.1f} GB")
     if not keep:
         shutil.rmtree(data_root, ignore_errors=True)
     return 1 if code else 0
