@@ -272,10 +272,19 @@ class ModellingParameters(Params):
 
 class CompiledModel(Params):
     """Predict with the compiled LightGBM model when it matches plain LightGBM; compiled
-    libraries are cached in ``cache``, one per model."""
+    libraries are cached in ``cache``, one per model. ``auto`` compiles for maps of at least
+    ``auto_from_mpx`` million pixels: compiling costs tens of seconds per model, which only a
+    large map wins back."""
 
-    enabled: bool
+    enabled: bool | Literal["auto"]
     cache: str
+    auto_from_mpx: Annotated[float, Field(ge=0)] = 4.0
+
+    def wanted(self, n_pixels: int) -> bool:
+        """Whether to compile for a map of ``n_pixels``."""
+        if self.enabled == "auto":
+            return n_pixels >= self.auto_from_mpx * 1e6
+        return self.enabled
 
 
 class PredictionParameters(Params):

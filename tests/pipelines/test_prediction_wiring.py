@@ -31,7 +31,7 @@ def _maps(inputs, cache, **overrides):
 def test_postprocessing_defaults_to_none():
     plain, _ = parameters()
     assert plain["postprocessing"] == {"method": "none"}
-    assert plain["probabilities"] is False and plain["compiled_model"]["enabled"] is False
+    assert plain["probabilities"] is False and plain["compiled_model"]["enabled"] == "auto"
 
 
 def test_a_postprocessing_method_changes_the_saved_map(inputs, tmp_path):
@@ -67,6 +67,16 @@ def test_compiled_model_disabled_predicts_with_the_estimator_the_same_map(inputs
     assert plain["prediction_cube"].attrs["predictor"] == "estimator"
     np.testing.assert_array_equal(plain["lulc_map"].values, compiled["lulc_map"].values)
     np.testing.assert_array_equal(plain["confidence_map"].values, compiled["confidence_map"].values)
+
+
+def test_compiled_model_auto_compiles_from_a_map_size(inputs, tmp_path):
+    pixels = inputs["features_cube"].sizes["y"] * inputs["features_cube"].sizes["x"]
+    small = _maps(inputs, tmp_path, compiled_model={"enabled": "auto"})  # default 4 Mpx
+    large = _maps(inputs, tmp_path, compiled_model={"enabled": "auto", "auto_from_mpx": 1e-6})
+    assert pixels < 4e6
+    assert small["prediction_cube"].attrs["predictor"] == "estimator"
+    assert large["prediction_cube"].attrs["predictor"] == "compiled"
+    np.testing.assert_array_equal(small["lulc_map"].values, large["lulc_map"].values)
 
 
 def test_class_areas_carry_the_area_estimates_of_validation_pixels(inputs, tmp_path, upstream):  # noqa: F811

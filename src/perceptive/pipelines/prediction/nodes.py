@@ -46,7 +46,14 @@ def predict(
     validate_features_cube(features_cube)
     features = features_cube["features"]
     fast = None
-    if compiled_model.enabled:
+    n_pixels = features.sizes["y"] * features.sizes["x"]
+    if compiled_model.enabled == "auto":
+        log.info(
+            "compiled_model auto: a %.1f Mpx map, %s", n_pixels / 1e6,
+            "compiling the model" if compiled_model.wanted(n_pixels) else
+            f"under {compiled_model.auto_from_mpx:g} Mpx: predicting with the estimator",
+        )  # fmt: skip
+    if compiled_model.wanted(n_pixels):
         sample = central_pixels(features)
         fast = exact_compiled_predict_proba(model, sample, Path(compiled_model.cache))
     predicted = predict_map(features, model, probabilities=probabilities, predict_proba=fast)
