@@ -67,6 +67,21 @@ def test_a_non_lightgbm_model_falls_back(trained, tmp_path):  # noqa: F811
     assert not list(tmp_path.iterdir())
 
 
+def test_a_model_that_cannot_be_compiled_falls_back_with_a_warning(
+    trained,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    caplog,
+):
+    _, cube, _, model = trained
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    with caplog.at_level("WARNING", logger="perceptive.eo.compiled"):
+        fast = exact_compiled_predict_proba(model, central_pixels(cube), tmp_path / "cache")
+    assert fast is None
+    assert "Could not compile the model" in caplog.text and "no-such-compiler" in caplog.text
+    assert not list((tmp_path / "cache").rglob("*.so"))
+
+
 H = W = 1100  # large enough for overviews (512 px blocks)
 GRID = Grid(CRS.from_epsg(32633), 500000.0, 5000000.0, 10.0, W, H)
 

@@ -143,14 +143,24 @@ def exact_compiled_predict_proba(
     model: LulcModel, sample: np.ndarray, cache: Path
 ) -> Callable[[np.ndarray], np.ndarray] | None:
     """The compiled model's ``predict_proba`` if it gives exactly the estimator's
-    probabilities on ``sample`` (pixels, features); None for non-LightGBM estimators or on
-    any difference (then predict with ``model.predict_proba``)."""
+    probabilities on ``sample`` (pixels, features); None for non-LightGBM estimators, when
+    it cannot be compiled (no C compiler, say), or on any difference (then predict with
+    ``model.predict_proba``: compiling only ever makes prediction faster, never fail)."""
     from lightgbm import LGBMClassifier
 
     if not isinstance(model.estimator, LGBMClassifier):
         log.info("Not compiled: %s is not LightGBM.", type(model.estimator).__name__)
         return None
-    proba = compiled_predict_proba(compile_model(model, cache), len(model.class_ids))
+    try:
+        library = compile_model(model, cache)
+    except Exception as exc:  # any failure of the optional accelerator: tl2cgen, the compiler
+        log.warning(
+            "Could not compile the model (%s: %s) with the C compiler %r ($%s); predicting "
+            "with LightGBM. Install gcc, or set compiled_model.enabled: false to not try.",
+            type(exc).__name__, str(exc)[:300], toolchain(), TOOLCHAIN_ENV,
+        )  # fmt: skip
+        return None
+    proba = compiled_predict_proba(library, len(model.class_ids))
     sample = np.asarray(sample, dtype=np.float32)
     expected, got = model.predict_proba(sample), proba(sample)
     if expected.shape != got.shape or not np.array_equal(expected, got):
