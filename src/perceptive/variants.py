@@ -19,7 +19,6 @@ tag, whoever started them.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -104,7 +103,7 @@ def parameters_hash(parameters: dict[str, Any]) -> str:
     """A short digest of the resolved parameters that change a result (see RESULT_NEUTRAL).
     Options left unset (None) are left out, so a new optional option does not make every
     earlier run look different."""
-    kept = _without_unset(copy.deepcopy(parameters))
+    kept = _without_unset(parameters)  # new dicts: the pops below leave ``parameters`` as is
     for path in RESULT_NEUTRAL:
         parent = kept
         for key in path[:-1]:
@@ -116,6 +115,7 @@ def parameters_hash(parameters: dict[str, Any]) -> str:
 
 
 def _without_unset(value: Any) -> Any:
+    """``value`` with every None-valued key of its dicts left out (dicts rebuilt, not edited)."""
     if isinstance(value, dict):
         return {k: _without_unset(v) for k, v in value.items() if v is not None}
     return value

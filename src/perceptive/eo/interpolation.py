@@ -33,9 +33,9 @@ feature_engineering pipeline flags it with ``valid_count`` 0.
 mask (compiled with numba, pixels in the inner loop) find, per pixel and target date, the last
 valid observation at or before it and the first at or after it; every feature then only reads
 those two values and the method combines them (times in float64 days, values in float32).
-``cubic`` and ``whittaker`` take each pixel's series in turn (compiled with numba, in buffers of one series, float64 inside,
-float32 out). Everything runs per spatial chunk through ``dask`` so memory is bounded by a
-few chunks, never the AOI.
+``cubic`` and ``whittaker`` take each pixel's series in turn (compiled with numba, in buffers
+of one series, float64 inside, float32 out). Everything runs per spatial chunk through
+``dask`` so memory is bounded by a few chunks, never the AOI.
 
 The link: a method is a numpy kernel over one block, registered in :data:`METHODS`;
 :func:`interpolate` does the xarray / dask plumbing (chunking, coordinates) for every method.

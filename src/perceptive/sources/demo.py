@@ -1091,6 +1091,8 @@ def _l1c_block(world: _World, row: int, col: int, h: int, w: int) -> np.ndarray:
                 tb = b10
             else:
                 tb = toa
+                # indices are in range by construction; "wrap" lets take write into ``out``
+                # directly ("raise", the default, goes through a checked copy)
                 np.take(mixed[b], pair_of, out=surf, mode="wrap")
                 surf *= bright
                 np.take(direction[b], pair_of, out=tmp, mode="wrap")

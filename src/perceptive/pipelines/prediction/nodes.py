@@ -47,13 +47,14 @@ def predict(
     features = features_cube["features"]
     fast = None
     n_pixels = features.sizes["y"] * features.sizes["x"]
+    compile_it = compiled_model.wanted(n_pixels)
     if compiled_model.enabled == "auto":
         log.info(
             "compiled_model auto: a %.1f Mpx map, %s", n_pixels / 1e6,
-            "compiling the model" if compiled_model.wanted(n_pixels) else
+            "compiling the model" if compile_it else
             f"under {compiled_model.auto_from_mpx:g} Mpx: predicting with the estimator",
         )  # fmt: skip
-    if compiled_model.wanted(n_pixels):
+    if compile_it:
         sample = central_pixels(features)
         fast = exact_compiled_predict_proba(model, sample, Path(compiled_model.cache))
     predicted = predict_map(features, model, probabilities=probabilities, predict_proba=fast)
