@@ -105,20 +105,26 @@ def main() -> int:
           f", variant {args.variant or 'base'}{', compiled model' if args.compiled else ''}")  # fmt: skip
     print(f"{'pipeline':<22}{'wall s':>9}{'peak RSS GiB':>15}")
     if args.one_process:
-        return one_process(data_root, config, args.keep)
-    total, peak, failed = 0.0, 0.0, False
-    for link in args.pipelines.split(","):
-        wall, rss, code = run(link, config)
-        total, peak = total + wall, max(peak, rss)
-        print(f"{link:<22}{wall:>9.1f}{rss:>15.2f}" + ("  FAILED" if code else ""), flush=True)
-        if code:
-            failed = True
-            break
-    print(f"{'total':<22}{total:>9.1f}{peak:>15.2f}   (target: < 300 s, < 4 GiB)")
+        failed = one_process(data_root, config)
+    else:
+        failed = link_by_link(config, args.pipelines.split(","))
     print(f"data folder: {disk_gb(data_root):.1f} GB")
     if not args.keep:
         shutil.rmtree(data_root, ignore_errors=True)
     return 1 if failed else 0
+
+
+def link_by_link(config: Path, links: list[str]) -> bool:
+    """Run each link as its own `kedro run`, in order, until one fails; True if one did."""
+    total, peak = 0.0, 0.0
+    for link in links:
+        wall, rss, code = run(link, config)
+        total, peak = total + wall, max(peak, rss)
+        print(f"{link:<22}{wall:>9.1f}{rss:>15.2f}" + ("  FAILED" if code else ""), flush=True)
+        if code:
+            return True
+    print(f"{'total':<22}{total:>9.1f}{peak:>15.2f}   (target: < 300 s, < 4 GiB)")
+    return False
 
 
 def disk_gb(folder: Path) -> float:
@@ -126,9 +132,9 @@ def disk_gb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e9
 
 
-def one_process(data_root: Path, config: Path, keep: bool) -> int:
-    """Run every link in one `kedro run`; each link's time is the sum of its nodes' times
-    in the run record (its peak is the process's: one process, one peak)."""
+def one_process(data_root: Path, config: Path) -> bool:
+    """Run every link in one `kedro run`; each link's time is the sum of its nodes' times in
+    the run record (its peak is the process's: one process, one peak). True if it failed."""
     wall, rss, code = run(None, config)
     if code == 0:
         from kedro.framework.project import pipelines
@@ -142,10 +148,7 @@ def one_process(data_root: Path, config: Path, keep: bool) -> int:
             print(f"{link:<22}{seconds:>9.1f}")
         print(f"{'start-up and hooks':<22}{wall - sum(node_times.values()):>9.1f}")
     print(f"{'total':<22}{wall:>9.1f}{rss:>15.2f}" + ("  FAILED" if code else ""))
-    print(f"data folder: {disk_gb(data_root):.1f} GB")
-    if not keep:
-        shutil.rmtree(data_root, ignore_errors=True)
-    return 1 if code else 0
+    return code != 0
 
 
 if __name__ == "__main__":
