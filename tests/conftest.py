@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,3 +62,46 @@ def kill_when(child: subprocess.Popen, ready: Callable[[], bool], timeout: float
     finally:
         child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3 server (moto's, speaking the real S3 protocol over HTTP) for the whole
+    session; the process's AWS environment points at it, as a user's would at their store.
+    Yields the endpoint URL. Runs started as subprocesses inherit the environment."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {
+        "AWS_ACCESS_KEY_ID": "perceptive-test",
+        "AWS_SECRET_ACCESS_KEY": "perceptive-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield endpoint
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_server) -> str:
+    """A new, empty bucket on the local S3 server, as a data_root URL ``s3://<bucket>/data``."""
+    import fsspec
+
+    bucket = f"perceptive-{uuid.uuid4().hex[:12]}"
+    fs = fsspec.filesystem("s3")
+    fs.mkdir(bucket)
+    fs.invalidate_cache()
+    return f"s3://{bucket}/data"
