@@ -167,9 +167,16 @@ def test_matplotlib_list_and_dict_save_as_one_folder(tmp_path):
         AtomicMatplotlibDataset(filepath=str(tmp_path / "flat.png")).save([_figure()])
 
 
-def test_refuses_non_local_protocols(tmp_path):
-    with pytest.raises(DatasetError, match="local disk only"):
-        AtomicJSONDataset(filepath="memory://perceptive/metrics.json").save({"a": 1})
+def test_other_protocols_save_in_place_and_count_once_their_manifest_is_written():
+    """Any fsspec store (here fsspec's in-memory one; S3 in test_remote_datasets.py)."""
+    import fsspec
+
+    path = "memory:///perceptive-atomic/metrics.json"
+    AtomicJSONDataset(filepath=path, version=Version(None, OLD)).save({"a": 1})
+    fs = fsspec.filesystem("memory")
+    fs.pipe_file(f"/perceptive-atomic/metrics.json/{NEW}/metrics.json", b'{"a": 2}')  # no manifest
+    assert fs.exists(f"/perceptive-atomic/metrics.json/{OLD}/metrics.json.manifest.json")
+    assert AtomicJSONDataset(filepath=path, version=Version(None, None)).load() == {"a": 1}
 
 
 def test_provenance_sidecar_lands_next_to_the_saved_file(tmp_path):

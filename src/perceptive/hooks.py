@@ -12,6 +12,7 @@ from kedro.io import DataCatalog
 from kedro.io.core import AbstractVersionedDataset, Version
 from kedro.pipeline import Pipeline
 
+from perceptive.datasets.remote import as_path, url
 from perceptive.datasets.storage import check_writable
 
 log = logging.getLogger(__name__)
@@ -121,9 +122,10 @@ def _output_folders(pipeline: Pipeline, catalog: DataCatalog) -> list[Path]:
     """Where the pipeline's outputs on disk go (each dataset's own folder)."""
     folders = []
     for name in pipeline.all_outputs():
-        filepath = getattr(catalog.get(name), "_filepath", None) if name in catalog else None
-        if filepath is not None and "://" not in str(filepath):
-            folders.append(Path(str(filepath)))
+        dataset = catalog.get(name) if name in catalog else None
+        filepath = getattr(dataset, "_filepath", None)
+        if filepath is not None:  # Kedro keeps the path without its protocol
+            folders.append(as_path(url(getattr(dataset, "_protocol", "file"), filepath)))
     return folders
 
 

@@ -1,4 +1,4 @@
-"""kedro-datasets file datasets whose saves appear whole or not at all (local disk only).
+"""kedro-datasets file datasets whose saves appear whole or not at all.
 
 The stock ``ParquetDataset``, ``CSVDataset``, ``PickleDataset``, ``JSONDataset`` and
 ``MatplotlibDataset`` open ``<filepath>/<version>/<name>`` and stream into it, so a kill
@@ -30,6 +30,7 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from kedro_datasets.pickle import PickleDataset
 
+from perceptive.datasets import manifest, remote
 from perceptive.datasets.storage import saving
 
 PARTIAL = ".partial-"
@@ -53,9 +54,10 @@ class AtomicSaveMixin:
     file is fsynced and renamed. No ``__init__`` is added, so the datasets take exactly the
     upstream arguments and Kedro's recorded init arguments stay right.
 
-    Only the local ``file`` protocol: an object store has no rename to make a write atomic
-    (its single PUTs are already whole), so other protocols are refused at save time rather
-    than silently saved non-atomically.
+    On an object store (``filepath`` an ``s3://``... URL) there is no rename: the upstream
+    ``save`` writes the version in place (one object, whole or absent), then a manifest is
+    written, and only versions with a manifest are listed or loaded, as for the project's own
+    datasets (perceptive.datasets.remote); a load verifies the file against it.
     """
 
     _atomic_tmp: PurePosixPath | None = None
@@ -68,19 +70,42 @@ class AtomicSaveMixin:
     def _get_versions(self) -> list[str]:
         """Upstream version glob, skipping ``.partial-`` names like local.py's ``_glob``.
         The glob ``<filepath>/*/<name>`` cannot match our temporaries anyway; this only makes
-        sure an unfinished write can never count as a version."""
-        return [p for p in super()._get_versions() if PARTIAL not in p]  # type: ignore[misc]
+        sure an unfinished write can never count as a version. On an object store, only
+        versions whose manifest is written count."""
+        if self._remote:
+            remote.fresh(self._fs, str(self._filepath))  # type: ignore[attr-defined]
+        versions = [p for p in super()._get_versions() if PARTIAL not in p]  # type: ignore[misc]
+        if self._remote:
+            versions = [p for p in versions if self._fs.exists(p + manifest.SUFFIX)]  # type: ignore[attr-defined]
+        return versions
+
+    @property
+    def _remote(self) -> bool:
+        return self._protocol != "file"  # type: ignore[attr-defined]
+
+    def _stored(self, path: PurePosixPath) -> Path:
+        return remote.as_path(remote.url(self._protocol, path))  # type: ignore[attr-defined]
+
+    def load(self) -> Any:
+        bound = super().load  # type: ignore[misc]
+        if self._remote:
+            path = self._stored(self._get_load_path())  # type: ignore[attr-defined]
+            version = path.parent.name if self._version else None  # type: ignore[attr-defined]
+            manifest.verify(path, version=version, checksum_below=None)
+        undecorated = getattr(bound, "__wrapped__", None)  # Kedro's wrapper is around this load
+        return bound() if undecorated is None else undecorated(self)
 
     def save(self, data: Any) -> None:
-        if self._protocol != "file":  # type: ignore[attr-defined]
-            raise DatasetError(
-                f"{type(self).__name__} writes atomically to local disk only; got protocol "
-                f"{self._protocol!r} for {self._filepath}. Use the kedro-datasets class instead."  # type: ignore[attr-defined]
-            )
-        final = Path(super()._get_save_path())  # type: ignore[misc]  # raises if it exists
-        tmp = final.with_name(f"{PARTIAL}{uuid.uuid4().hex[:8]}-{final.name}")
         bound = super().save  # type: ignore[misc]
         undecorated = getattr(bound, "__wrapped__", None)  # upstream save without Kedro's wrapper
+        if self._remote:
+            final = self._stored(super()._get_save_path())  # type: ignore[misc]
+            bound(data) if undecorated is None else undecorated(self, data)
+            manifest.write_in_place(final, {}, checksum_below=None)  # last: the version counts
+            self._invalidate_cache()  # type: ignore[attr-defined]
+            return
+        final = Path(super()._get_save_path())  # type: ignore[misc]  # raises if it exists
+        tmp = final.with_name(f"{PARTIAL}{uuid.uuid4().hex[:8]}-{final.name}")
         self._atomic_tmp = PurePosixPath(tmp.as_posix())
         with saving(final):
             try:

@@ -40,6 +40,8 @@ import google_crc32c
 from kedro.io.core import DatasetError
 from zarr.core.codec_pipeline import BatchedCodecPipeline
 
+from perceptive.datasets.remote import is_remote
+
 log = logging.getLogger(__name__)
 
 SUFFIX = ".manifest.json"
@@ -58,9 +60,10 @@ def manifest_path(path: Path) -> Path:
 
 
 def crc32c(path: Path, block: int = 16 << 20) -> str:
-    """CRC-32C of a file as 8 hex digits, read in 16 MiB blocks."""
+    """CRC-32C of a file (local or on an object store) as 8 hex digits, read in 16 MiB
+    blocks."""
     crc = 0
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         while piece := f.read(block):
             crc = google_crc32c.extend(crc, piece)
     return f"{crc:08x}"
@@ -90,12 +93,53 @@ def write(tmp: Path, final_name: str, about: dict[str, Any] | None = None) -> Pa
     return out
 
 
+def write_in_place(store: Path, about: dict[str, Any] | None, checksum_below: int | None) -> Path:
+    """Write the manifest of ``store``, a finished version on an object store (a ``UPath``),
+    where it was written in place: one listing gives every file's size; the checksum is
+    read back only for files under ``checksum_below`` bytes (all when None), as
+    :func:`verify` checks only those (larger Zarr chunks carry their own crc32c codec).
+    Written last, it is what makes the version count (perceptive.datasets.remote)."""
+    sizes = _remote_sizes(store)
+    content = {
+        "format": FORMAT,
+        **(about or {}),
+        "checksum": "crc32c",
+        "files": {
+            name: {
+                "size": size,
+                "crc32c": crc32c(store.parent / name)
+                if checksum_below is None or size < checksum_below
+                else None,
+            }
+            for name, size in sorted(sizes.items())
+        },
+    }
+    out = manifest_path(store)
+    out.write_text(json.dumps(content, indent=1) + "\n")
+    return out
+
+
+def _remote_sizes(store: Path) -> dict[str, int]:
+    """Size of every file of ``store`` (a file or a folder on an object store, a ``UPath``),
+    by name relative to its version folder, from one listing instead of a request per file."""
+    fs, path = store.fs, store.path
+    fs.invalidate_cache(path)
+    found = fs.find(path, detail=True)
+    prefix = path.rsplit("/", 1)[0] + "/"
+    return {name[len(prefix) :]: int(info["size"]) for name, info in found.items()}
+
+
 def verify(path: Path, *, version: str | None, checksum_below: int | None = None) -> bool:
     """Check the store ``path`` against its manifest; raise :class:`CorruptedDatasetError`
     on a missing file, a changed size or (files smaller than ``checksum_below`` bytes, every
     file when None) a changed checksum. Returns False, with a warning, when the version has
     no manifest (saved before manifests existed)."""
     listing = manifest_path(path)
+    remote = is_remote(path)
+    if remote and not listing.exists():  # on an object store the manifest marks completion
+        raise CorruptedDatasetError(
+            _message(path, version, None, ["it has no manifest: its save never finished"])
+        )
     if not listing.exists():
         log.warning(
             "%s (version %s) has no integrity manifest (saved before manifests existed); "
@@ -112,11 +156,12 @@ def verify(path: Path, *, version: str | None, checksum_below: int | None = None
             _message(path, version, None, [f"{listing.name} is unreadable ({err})"])
         ) from err
     root = path.parent
+    on_store = _remote_sizes(path) if remote else None  # one listing, not a request per file
     missing, resized, changed = [], [], []
     for name, entry in files.items():
         try:
-            size = os.stat(root / name).st_size
-        except FileNotFoundError:
+            size = on_store[name] if on_store is not None else os.stat(root / name).st_size
+        except (FileNotFoundError, KeyError):
             missing.append(name)
             continue
         if size != entry["size"]:

@@ -74,3 +74,11 @@ def local_mirror(remote_url: str) -> Path:
     ``<cache>/remote/s3/bucket/x``): versions are immutable, so a copy stays right."""
     protocol, path = remote_url.split("://", 1)
     return cache_folder("remote", protocol, *PurePosixPath(path).parts)
+
+
+def local_folder(data_root: str) -> str:
+    """Config resolver ``${local_folder:<data_root>}``: ``data_root`` itself when it is local,
+    else its local mirror, for what must stay on this machine whatever the data_root: the
+    MLflow tracking store (SQLite needs a local file) and the sources' staging of tiles in
+    progress (mlflow.yml, catalog.yml)."""
+    return str(local_mirror(data_root)) if is_remote(data_root) else data_root

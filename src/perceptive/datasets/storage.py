@@ -20,6 +20,8 @@ from pathlib import Path
 
 from kedro.io.core import DatasetError
 
+from perceptive.datasets.remote import as_path, is_remote
+
 #: errno values that mean "the file system takes no more data" (EFBIG: a file size limit).
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 #: errno values that mean "this path cannot be written here".
@@ -71,8 +73,12 @@ def check_writable(folders: Iterable[Path]) -> list[str]:
     """Probe each folder (or its nearest existing ancestor, where it would be created) by
     writing and removing a small file; raise :class:`StorageError` naming the first that
     cannot be written, before anything runs. Returns a warning per file system low on space."""
+    folders = list(folders)
+    local = [Path(f) for f in folders if not is_remote(f)]
+    for store in sorted({_store_root(f) for f in folders if is_remote(f)}, key=str):
+        _probe_remote(store)
     warnings, file_systems = [], set()
-    for folder in sorted({_nearest_existing(Path(f)) for f in folders}):
+    for folder in sorted({_nearest_existing(f) for f in local}):
         probe = folder / f".perceptive-write-test-{uuid.uuid4().hex[:8]}"
         try:
             probe.write_bytes(b"ok")
@@ -95,6 +101,28 @@ def check_writable(folders: Iterable[Path]) -> list[str]:
                 "530 MB. `kedro runs prune --keep N` removes old versions."
             )
     return warnings
+
+
+def _store_root(path) -> Path:
+    """The bucket (or container) of a remote path: one probe per store is enough."""
+    path = as_path(path)
+    return as_path(f"{path.protocol}://{path.path.split('/', 1)[0]}")
+
+
+def _probe_remote(store: Path) -> None:
+    """Write and remove a small object in ``store``; a missing bucket or a refusal becomes
+    a :class:`StorageError` naming it. (Free space is not a question an object store answers.)"""
+    probe = store / f".perceptive-write-test-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:  # s3fs says FileNotFoundError for a missing bucket, PermissionError
+        raise StorageError(
+            f"Outputs cannot be written to {store}: {type(exc).__name__}: {exc}. Nothing was "
+            "run. Create the bucket, check the store's credentials (for S3: AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL or ~/.aws) or set another data_root "
+            "(--params data_root=...)."
+        ) from exc
 
 
 def _problem(cause: OSError, where) -> str:

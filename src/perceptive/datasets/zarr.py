@@ -62,6 +62,8 @@ class ZarrDataset(LocalVersionedDataset[xr.Dataset]):
     with_manifest = True
     #: Chunks above 1 MiB are checked by their crc32c codec when read, not at load.
     checksum_below = 1 << 20
+    #: Zarr reads and writes any fsspec URL: on an object store, chunks go straight there.
+    writes_in_place = True
 
     def __init__(self, *, progress: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -70,7 +72,7 @@ class ZarrDataset(LocalVersionedDataset[xr.Dataset]):
     def _read(self, path: Path) -> xr.Dataset:
         # decode_coords="all" brings back spatial_ref (the CRS) as a coordinate
         args = {"consolidated": _is_consolidated(path), "decode_coords": "all", **self._load_args}
-        data = xr.open_zarr(path, **args)
+        data = xr.open_zarr(str(path), **args)  # str: a local path or an fsspec URL
         text = {
             name: np.asarray(var.values.tolist(), dtype=str)
             for name, var in data.coords.items()
