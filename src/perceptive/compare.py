@@ -25,6 +25,7 @@ runs. The comparison is logged to the tracking store as a run of its own (tag
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -48,6 +49,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from mlflow.tracking import MlflowClient
 
+from perceptive.datasets import manifest
+from perceptive.datasets.remote import as_path, is_remote
 from perceptive.eo.accuracy import mcnemar
 from perceptive.eo.sampling import VALIDATION
 from perceptive.pipeline_registry import LINKS
@@ -180,7 +183,8 @@ def _run_variant(project: Path, env, runtime_params: dict) -> list[str]:
 
 
 def data_root_of_record(record: dict) -> Path:
-    return Path(record["data_root"])
+    """The data_root a run recorded: a local ``Path``, or a ``UPath`` for a store URL."""
+    return as_path(record["data_root"])
 
 
 # --- where results are found: the MLflow tracking store -----------------------------------------
@@ -253,7 +257,12 @@ class _TrackingStore:
                 value = row[f"_{key}"]
                 if value is not None and np.isfinite(value):
                     self.client.log_metric(run_id, f"{key}.{row['variant']}", float(value))
-        self.client.log_artifacts(run_id, str(folder))
+        if is_remote(folder):  # MLflow logs artifacts from a local folder
+            with tempfile.TemporaryDirectory() as local:
+                folder.fs.get(f"{folder.path}/", local, recursive=True)
+                self.client.log_artifacts(run_id, local)
+        else:
+            self.client.log_artifacts(run_id, str(folder))
         self.client.set_terminated(run_id)
         return run_id
 
@@ -274,7 +283,10 @@ def _has_result(record: dict) -> bool:
         return False
     root = data_root_of_record(record)
     lulc = datasets["lulc_map"].get("saved") or datasets["lulc_map"].get("loaded")
-    return any(root.glob(f"*/lulc_map*/{lulc}"))  # pruned versions are no result
+    found = f"*/lulc_map*/{lulc}"
+    if is_remote(root):  # on a store a version counts once its manifest is written
+        found += f"/*{manifest.SUFFIX}"
+    return any(root.glob(found))  # pruned versions are no result
 
 
 # --- loading a run's outputs ---------------------------------------------------------------------
@@ -402,24 +414,37 @@ def _finished(record: dict, node: str) -> bool:
 def _write_outputs(
     runs: list[VariantRun], table: pd.DataFrame, catalogs: _Catalogs, data_root: Path
 ) -> Path:
-    """Table, plots and map differences into a new version folder, all or nothing."""
+    """Table, plots and map differences into a new version folder, all or nothing: written
+    in a ``.partial-`` sibling and renamed; on an object store, which has no rename, written
+    in place and removed again when any of it fails."""
     final = data_root / "08_reporting" / "compare" / generate_timestamp()
-    staging = final.with_name(f".partial-{final.name}")
+    remote = is_remote(final)
+    staging = final if remote else final.with_name(f".partial-{final.name}")
     staging.mkdir(parents=True)
     try:
         _write_table(table, runs, staging)
-        figure = plot_metrics(table)
-        figure.savefig(staging / "metrics.png", dpi=120)
+        _save_png(plot_metrics(table), staging / "metrics.png")
         maps = [catalogs.load(run, "lulc_map") for run in runs]
         for run, lulc in zip(runs[1:], maps[1:], strict=True):
             figure = plot_map_difference(maps[0], lulc, runs[0], run, _class_names(catalogs, run))
-            figure.savefig(staging / f"map_difference_{run.name}_vs_{runs[0].name}.png", dpi=120)
-        staging.rename(final)
+            _save_png(figure, staging / f"map_difference_{run.name}_vs_{runs[0].name}.png")
+        if not remote:
+            staging.rename(final)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if remote:
+            with contextlib.suppress(OSError):  # nothing written yet: nothing to remove
+                staging.fs.rm(staging.path, recursive=True)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("Comparison written to %s", final)
     return final
+
+
+def _save_png(figure: Figure, path: Path) -> None:
+    """Through ``path.open``: matplotlib takes local paths only, a ``UPath`` opens on a store."""
+    with path.open("wb") as file:
+        figure.savefig(file, format="png", dpi=120)
 
 
 def _write_table(table: pd.DataFrame, runs: list[VariantRun], folder: Path) -> None:
@@ -437,7 +462,8 @@ def _write_table(table: pd.DataFrame, runs: list[VariantRun], folder: Path) -> N
         files[f"{link}_s"] = [c[link]["wall_s"] for c in table["_links"]]
         files[f"{link}_peak_mib"] = [c[link]["peak_mib"] for c in table["_links"]]
         files[f"{link}_made_by"] = [c[link]["made_by"] for c in table["_links"]]
-    files.to_csv(folder / "comparison.csv", index=False)
+    with (folder / "comparison.csv").open("w", newline="") as file:  # a UPath on a store
+        files.to_csv(file, index=False)
     lines = [
         "| " + " | ".join(shown.columns) + " |",
         "|" + "|".join("---" for _ in shown.columns) + "|",

@@ -19,6 +19,7 @@ import socket
 from pathlib import Path
 
 from perceptive.datasets import manifest
+from perceptive.datasets.remote import is_remote
 from perceptive.pruning import VERSION
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,15 @@ SIDECAR_SUFFIXES = (manifest.SUFFIX, ".aux.xml")
 def sweep_partials(data_root: Path) -> list[Path]:
     """Remove the unfinished saves of runs that are over (``.partial-`` files and folders,
     sidecars whose main file never arrived, half-written run records); returns what was
-    removed."""
+    removed.
+
+    On an object store there is nothing of the kind: saves write in place and a version
+    counts only once its manifest exists (perceptive.datasets.remote), so a killed save is
+    never read, only left taking space. Removing the manifest-less versions of runs that are
+    over is future work; for now nothing is swept there."""
+    if is_remote(data_root):
+        log.debug("No .partial- leftovers to sweep on the object store %s", data_root)
+        return []
     data_root = Path(data_root)
     removed = []
     for version_dir in sorted(_version_dirs(data_root)):

@@ -21,6 +21,8 @@ import xarray as xr
 from kedro.io.core import AbstractDataset, AbstractVersionedDataset
 from kedro_datasets.json import JSONDataset
 
+from perceptive.datasets.remote import as_path, is_remote, url
+
 #: Key of the provenance in xarray attrs (a JSON string: Zarr attrs must be JSON, GeoTIFF
 #: tags strings) and in JSON dicts (a nested object).
 KEY = "provenance"
@@ -67,18 +69,32 @@ def embed(data: Any, dataset: AbstractDataset, provenance: dict) -> bool:
     return False
 
 
+def stored_path(dataset: AbstractDataset, path: str | PurePath) -> Path:
+    """``path`` of ``dataset`` (Kedro keeps it without its protocol) as a local ``Path``, or
+    on an object store as a ``UPath`` built from the dataset's protocol."""
+    full = url(getattr(dataset, "_protocol", "file"), path)
+    return as_path(full) if is_remote(full) else Path(str(path))
+
+
 def write_sidecar(dataset: AbstractVersionedDataset, name: str, provenance: dict) -> Path:
     """Write ``<version folder>/<name>.provenance.json`` next to the file just saved."""
-    folder = Path(dataset._get_versioned_path(dataset.resolve_save_version())).parent
+    saved = dataset._get_versioned_path(dataset.resolve_save_version())
+    folder = stored_path(dataset, saved).parent
     return write_json_atomic(folder / f"{name}.provenance.json", provenance)
 
 
 def write_json_atomic(path: Path, content: Any) -> Path:
-    """Write JSON to a temporary sibling and rename it, so a reader never sees half a file."""
+    """Write JSON to a temporary sibling and rename it, so a reader never sees half a file.
+    On an object store (a ``UPath``), written in place: one PUT is whole or absent, and a
+    store has no rename."""
+    text = json.dumps(content, indent=2) + "\n"
+    if is_remote(path):
+        path.write_text(text)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".partial-{uuid.uuid4().hex[:8]}-{path.name}")
     try:
-        tmp.write_text(json.dumps(content, indent=2) + "\n")
+        tmp.write_text(text)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -23,9 +23,10 @@ How (one pass over the selected pipeline, in Kedro's topological order):
 * A run killed with SIGKILL leaves a record that still says ``"running"``; it is rewritten
   after each save, so it may not show the last one yet (and records written before
   run_record.py waited for a node's saves call it finished without saved outputs). Its
-  outputs are complete anyway (every dataset is written to a temporary name and renamed),
-  and each carries its node and lineage in its provenance (provenance.py), so for a node
-  whose saved outputs such a record does not show, the provenance stands in for the record.
+  outputs are complete anyway (every dataset is written to a temporary name and renamed; on
+  an object store, a version counts only once its manifest is written), and each carries its
+  node and lineage in its provenance (provenance.py), so for a node whose saved outputs such a
+  record does not show, the provenance stands in for the record.
 
 The nodes to run are then run with Kedro's ``node_names``, and every input they read from a
 reused node is pinned with ``load_versions`` to the reused version, so the result is the same
@@ -38,6 +39,7 @@ reassembled (never reused wrongly).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -50,8 +52,10 @@ from kedro.io.core import AbstractVersionedDataset, DatasetError
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 
+from perceptive.datasets.manifest import manifest_path
+from perceptive.datasets.remote import is_remote
 from perceptive.provenance import KEY as PROVENANCE_KEY
-from perceptive.provenance import jsonable
+from perceptive.provenance import jsonable, stored_path
 from perceptive.run_listing import flatten, read_records
 
 log = logging.getLogger(__name__)
@@ -121,7 +125,7 @@ def plan_resume(
     """Decide, for each node of ``pipeline``, whether to reuse an earlier run's outputs or run
     it (see the module docstring). ``catalog`` is the catalog this run would use (for
     parameter values and dataset versions); ``records`` default to those of ``data_root``."""
-    records = read_records(Path(data_root)) if records is None else records
+    records = read_records(data_root) if records is None else records
     pins = dict(load_versions or {})
     nodes = list(pipeline.nodes)  # topological order
     producer = {out: n for n in nodes for out in n.outputs}
@@ -286,9 +290,13 @@ class _History:
 
     def _on_disk(self, name: str, version: str) -> bool:
         try:
-            return Path(str(self.catalog.get(name)._get_versioned_path(version))).exists()
+            dataset = self.catalog.get(name)
+            path = stored_path(dataset, dataset._get_versioned_path(version))
         except (AttributeError, DatasetError):
             return False
+        if is_remote(path):  # on a store a version is whole once its manifest is written
+            return manifest_path(path).exists()
+        return path.exists()
 
     def _lineage_from_provenance(self, node: Node, saved: dict[str, str]) -> dict | None:
         """The lineage every output of ``node`` carries in its provenance, if they all name
@@ -313,7 +321,7 @@ def read_provenance(dataset: AbstractVersionedDataset, name: str, version: str) 
     """The provenance of ``version`` of a dataset (provenance.py): the sidecar
     ``<name>.provenance.json``, else what the format embeds (Zarr attrs, the GeoTIFF tag
     ``PROVENANCE``, a JSON file's ``provenance`` field). None when there is none."""
-    path = Path(str(dataset._get_versioned_path(version)))
+    path = stored_path(dataset, dataset._get_versioned_path(version))
     try:
         sidecar = path.parent / f"{name}.provenance.json"
         if sidecar.exists():
@@ -325,7 +333,9 @@ def read_provenance(dataset: AbstractVersionedDataset, name: str, version: str) 
         elif path.suffix.lower() in (".tif", ".tiff"):
             import rasterio
 
-            with rasterio.open(path) as src:
+            # GDAL opens local files by name; a stored one is read through fsspec
+            source = path.open("rb") if is_remote(path) else contextlib.nullcontext(path)
+            with source as opened, rasterio.open(opened) as src:
                 value = {PROVENANCE_KEY: src.tags().get("PROVENANCE")}
         elif path.suffix.lower() == ".json":
             value = json.loads(path.read_text())

@@ -13,17 +13,19 @@ from typing import Any
 
 import click
 
+from perceptive.datasets.remote import as_path, fresh, is_remote
+
 #: Headline metrics shown when a run recorded them.
 METRICS = ("overall_accuracy", "kappa")
 
 
-def list_runs(data_root: Path, limit: int | None = None) -> str:
+def list_runs(data_root: str | Path, limit: int | None = None) -> str:
     """A plain-text table of the run records in ``<data_root>/runs``, newest first: save
     version, pipelines, outcome, wall time, the parameters (dotted keys) that differ between
     the listed runs, and the headline metrics."""
-    records = read_records(Path(data_root))[:limit]
+    records = read_records(data_root)[:limit]
     if not records:
-        return f"No run records in {Path(data_root) / 'runs'}."
+        return f"No run records in {as_path(data_root) / 'runs'}."
     flat = [flatten(r.get("parameters") or {}) for r in records]
     differing = differing_keys([flatten(r["parameters"]) for r in records if r.get("parameters")])
     header = ["save version", "pipelines", "outcome", "wall", *METRICS, "parameters that differ"]
@@ -41,10 +43,14 @@ def list_runs(data_root: Path, limit: int | None = None) -> str:
     return text_table([header, *rows])
 
 
-def read_records(data_root: Path) -> list[dict]:
-    """The run records under ``data_root``, newest first (save versions sort by time)."""
+def read_records(data_root: str | Path) -> list[dict]:
+    """The run records under ``data_root`` (a folder or a store URL), newest first (save
+    versions sort by time)."""
+    folder = as_path(data_root) / "runs"
+    if is_remote(folder):  # another process (a run, a killed run) may have written since
+        fresh(folder.fs)
     records = []
-    for path in sorted((data_root / "runs").glob("*.json"), reverse=True):
+    for path in sorted(folder.glob("*.json"), reverse=True):
         if path.name.startswith("."):  # a record being written
             continue
         try:
@@ -99,9 +105,18 @@ def text_table(rows: list[list[str]]) -> str:
     )
 
 
+def rooted(data_root: str | Path, project_path: str | Path) -> Path:
+    """``data_root`` as a path: a store URL as it is (a ``UPath``), a local folder relative
+    to the project folder, like Kedro's relative catalog paths."""
+    if is_remote(data_root):
+        return as_path(data_root)
+    root = Path(data_root)
+    return root if root.is_absolute() else Path(project_path) / root
+
+
 def project_data_root(project_path: Path | None = None) -> Path:
     """data_root of the Kedro project at (or above) the working directory, from its config
-    (globals.yml of base and the default run environment), relative to the project."""
+    (globals.yml of base and the default run environment); see :func:`rooted`."""
     from kedro.framework.project import settings
     from kedro.framework.startup import bootstrap_project
     from kedro.utils import find_kedro_project
@@ -113,16 +128,26 @@ def project_data_root(project_path: Path | None = None) -> Path:
     loader = settings.CONFIG_LOADER_CLASS(
         conf_source=str(Path(project) / settings.CONF_SOURCE), **settings.CONFIG_LOADER_ARGS
     )
-    root = Path(loader["globals"]["data_root"])
-    return root if root.is_absolute() else Path(project) / root
+    return rooted(loader["globals"]["data_root"], project)
+
+
+class DataRoot(click.Path):
+    """A data folder, or an object-store URL (``s3://bucket/data``) taken as it is."""
+
+    name = "folder or URL"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and is_remote(value):  # no local checks for a URL
+            return as_path(value)
+        return super().convert(value, param, ctx)
 
 
 @click.group(name="runs", invoke_without_command=True)
 @click.option(
     "--data-root",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=DataRoot(file_okay=False, path_type=Path),
     default=None,
-    help="Folder whose runs/ to list [default: data_root of this project].",
+    help="Folder or store URL whose runs/ to list [default: data_root of this project].",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.pass_context

@@ -34,9 +34,11 @@ from kedro.pipeline.node import Node
 from mlflow.entities import Metric, RunTag
 
 from perceptive import provenance
+from perceptive.datasets.remote import is_remote
 from perceptive.datasets.storage import check_writable
 from perceptive.leftovers import sweep_partials
 from perceptive.provenance import jsonable, write_json_atomic
+from perceptive.run_listing import rooted
 from perceptive.sources import DEMO_MARK, is_demo
 from perceptive.variants import parameters_hash
 
@@ -188,7 +190,8 @@ class _Run:
             "env": env,
             "runtime_params": jsonable(run_params.get("runtime_params") or {}),
             "load_versions": jsonable(run_params.get("load_versions") or {}),
-            "data_root": self.data_root.as_posix(),
+            # a store's URL as given (a UPath's str; as_posix would be its key alone)
+            "data_root": str(data_root) if is_remote(data_root) else data_root.as_posix(),
             "nodes": {},
             "datasets": {},
             "parameters": None,
@@ -212,8 +215,16 @@ class _Run:
         would write into each other's version folders."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(self.path, "x") as claim:  # exclusive: fails if the file exists
-                json.dump(jsonable(self.record), claim, indent=2)
+            if is_remote(self.path):
+                # An object store has no exclusive create (only conditional writes, which
+                # neither every store nor fsspec offers): check, then write. Two runs could
+                # still both pass the check within one round trip of each other.
+                if self.path.exists():
+                    raise FileExistsError(self.path)
+                self.path.write_text(json.dumps(jsonable(self.record), indent=2))
+            else:
+                with open(self.path, "x") as claim:  # exclusive: fails if the file exists
+                    json.dump(jsonable(self.record), claim, indent=2)
         except FileExistsError:
             raise RunVersionTaken(
                 f"Version {self.record['save_version']} is already taken by another run on "
@@ -327,7 +338,9 @@ class _Run:
         entry = self.record["datasets"].setdefault(name, {"loaded": None, "saved": None})
         dataset = self.catalog.get(name)
         if "path" not in entry and isinstance(dataset, AbstractVersionedDataset):
-            entry["path"] = str(Path(dataset._filepath).resolve())  # its versions (pruning)
+            # where its versions are, for pruning: a store's URL, a local absolute path
+            where = provenance.stored_path(dataset, dataset._filepath)
+            entry["path"] = str(where) if is_remote(where) else str(where.resolve())
         return entry
 
     def _log_metrics(self, name: str, data: dict) -> None:
@@ -395,11 +408,11 @@ def _demo_source(catalog: DataCatalog) -> bool:
 
 def data_root_of(context) -> Path:
     """``data_root`` as the catalog resolves it (``--params data_root=...`` or globals.yml);
-    relative to the project folder, like Kedro's relative catalog paths."""
+    a local one relative to the project folder, like Kedro's relative catalog paths, a store
+    URL as it is (a ``UPath``)."""
     loader = context.config_loader
     root = (loader.runtime_params or {}).get("data_root") or loader["globals"]["data_root"]
-    root = Path(root)
-    return root if root.is_absolute() else Path(context.project_path) / root
+    return rooted(root, context.project_path)
 
 
 def _anchor_sqlite_store(context) -> None:

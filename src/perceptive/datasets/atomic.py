@@ -73,7 +73,7 @@ class AtomicSaveMixin:
         sure an unfinished write can never count as a version. On an object store, only
         versions whose manifest is written count."""
         if self._remote:
-            remote.fresh(self._fs, str(self._filepath))  # type: ignore[attr-defined]
+            remote.fresh(self._fs)  # type: ignore[attr-defined]
         versions = [p for p in super()._get_versions() if PARTIAL not in p]  # type: ignore[misc]
         if self._remote:
             versions = [p for p in versions if self._fs.exists(p + manifest.SUFFIX)]  # type: ignore[attr-defined]

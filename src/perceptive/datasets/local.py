@@ -76,7 +76,7 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
         return self._fs.exists(str(path) + manifest.SUFFIX)
 
     def _glob_remote(self, pattern: str) -> list[str]:
-        remote.fresh(self._fs, str(self._filepath))
+        remote.fresh(self._fs)
         found = self._fs.glob(pattern + manifest.SUFFIX)
         return [p[: -len(manifest.SUFFIX)] for p in found]
 

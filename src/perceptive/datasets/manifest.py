@@ -40,7 +40,7 @@ import google_crc32c
 from kedro.io.core import DatasetError
 from zarr.core.codec_pipeline import BatchedCodecPipeline
 
-from perceptive.datasets.remote import is_remote
+from perceptive.datasets.remote import fresh, is_remote
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _remote_sizes(store: Path) -> dict[str, int]:
     """Size of every file of ``store`` (a file or a folder on an object store, a ``UPath``),
     by name relative to its version folder, from one listing instead of a request per file."""
     fs, path = store.fs, store.path
-    fs.invalidate_cache(path)
+    fresh(fs)
     found = fs.find(path, detail=True)
     prefix = path.rsplit("/", 1)[0] + "/"
     return {name[len(prefix) :]: int(info["size"]) for name, info in found.items()}

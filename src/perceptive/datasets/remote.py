@@ -52,10 +52,11 @@ def filesystem(protocol: str) -> fsspec.AbstractFileSystem:
     return fsspec.filesystem(protocol)
 
 
-def fresh(fs: fsspec.AbstractFileSystem, path: str) -> fsspec.AbstractFileSystem:
-    """``fs`` after forgetting what it listed under ``path``: versions may have been written
-    by another process (a dask worker, another run) since it last looked."""
-    fs.invalidate_cache(path)
+def fresh(fs: fsspec.AbstractFileSystem) -> fsspec.AbstractFileSystem:
+    """``fs`` after forgetting every listing it cached: versions may have been written by
+    another process (a dask worker, another run) since it last looked, and s3fs forgets
+    only a path and its parents, not the folders below it, when asked about one path."""
+    fs.invalidate_cache()
     return fs
 
 
