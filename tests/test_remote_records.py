@@ -173,13 +173,32 @@ def test_prune_on_a_store_keeps_every_version_a_kept_run_used(s3_root):
     assert [o for o in left if o.startswith("runs/")] == [f"runs/{V3}.json"]
 
 
-def test_nothing_is_swept_on_a_store(s3_root):
-    leftover = f"{s3_root}/02_intermediate/x.zarr/{V1}/.partial-0a1b2c3d-x.zarr/zarr.json"
-    put(leftover, "{}")
-    put(f"{s3_root}/runs/{V1}.json", record(V1, outcome="failed"))
+def test_the_sweep_removes_unfinished_saves_of_runs_that_are_over(s3_root):
+    """A killed save on a store leaves its entry without a manifest: removed, with its
+    sidecars, once its run is over; a finished entry, provenance and a live run's stay."""
+    import os
+    import socket
 
-    assert sweep_partials(as_path(s3_root)) == []
-    assert f"02_intermediate/x.zarr/{V1}/.partial-0a1b2c3d-x.zarr/zarr.json" in objects(s3_root)
+    over, live = f"{s3_root}/07_model_output/lulc_map.tif/{V1}", f"{s3_root}/07/c.zarr/{V2}"
+    put(f"{over}/lulc_map.tif", b"half a map")
+    put(f"{over}/lulc_map.tif.aux.xml", "<PAMDataset/>")
+    put(f"{s3_root}/05/samples.parquet/{V1}/samples.parquet", b"whole")
+    put(f"{s3_root}/05/samples.parquet/{V1}/samples.parquet{MANIFEST}", "{}")
+    put(f"{s3_root}/05/samples.parquet/{V1}/samples.provenance.json", "{}")
+    put(f"{live}/c.zarr/zarr.json", "{}")  # a run still writing
+    put(f"{s3_root}/runs/{V1}.json", record(V1, outcome="running",  # killed: its pid is gone
+                                            process={"host": socket.gethostname(), "pid": 2**22 + 7}))  # fmt: skip
+    put(f"{s3_root}/runs/{V2}.json", record(V2, outcome="running",
+                                            process={"host": socket.gethostname(), "pid": os.getpid()}))  # fmt: skip
+
+    removed = sweep_partials(as_path(s3_root))
+
+    assert sorted(p.name for p in removed) == ["lulc_map.tif", "lulc_map.tif.aux.xml"]
+    left = objects(s3_root)
+    assert not any(o.startswith("07_model_output/") for o in left)
+    assert f"05/samples.parquet/{V1}/samples.parquet" in left
+    assert f"05/samples.parquet/{V1}/samples.provenance.json" in left
+    assert f"07/c.zarr/{V2}/c.zarr/zarr.json" in left
 
 
 # --- comparison outputs ------------------------------------------------------------------------

@@ -19,8 +19,8 @@ import socket
 from pathlib import Path
 
 from perceptive.datasets import manifest
-from perceptive.datasets.remote import is_remote
-from perceptive.pruning import VERSION
+from perceptive.datasets.remote import as_path, is_remote
+from perceptive.pruning import VERSION, stored_version_folders
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,12 @@ def sweep_partials(data_root: Path) -> list[Path]:
     sidecars whose main file never arrived, half-written run records); returns what was
     removed.
 
-    On an object store there is nothing of the kind: saves write in place and a version
-    counts only once its manifest exists (perceptive.datasets.remote), so a killed save is
-    never read, only left taking space. Removing the manifest-less versions of runs that are
-    over is future work; for now nothing is swept there."""
+    On an object store there are no ``.partial-`` names: saves write in place and a version
+    counts once its manifest is written (perceptive.datasets.remote), so what a killed save
+    leaves is a dataset entry without its manifest: never read, but taking space. Those of
+    runs that are over are removed (:func:`_sweep_store`)."""
     if is_remote(data_root):
-        log.debug("No .partial- leftovers to sweep on the object store %s", data_root)
-        return []
+        return _sweep_store(as_path(data_root))
     data_root = Path(data_root)
     removed = []
     for version_dir in sorted(_version_dirs(data_root)):
@@ -70,6 +69,31 @@ def sweep_partials(data_root: Path) -> list[Path]:
     if removed:
         log.info("Removed %d unfinished saves left by killed runs", len(removed))
     return removed
+
+
+def _sweep_store(data_root: Path) -> list[Path]:
+    """The object-store sweep: in each version folder of a run that is over, every entry
+    (a file, or a Zarr store's prefix) that has no ``<entry>.manifest.json`` is removed, with
+    its sidecars; finished entries and the run's provenance files stay."""
+    removed = []
+    for version_dir in stored_version_folders(data_root):
+        if _still_running(data_root, version_dir.name):
+            continue
+        names = {item.name for item in version_dir.iterdir()}
+        for name in sorted(names):
+            if name.endswith(_NOT_AN_ENTRY) or name + manifest.SUFFIX in names:
+                continue
+            for leftover in (name, *(name + s for s in SIDECAR_SUFFIXES if name + s in names)):
+                path = version_dir / leftover
+                path.fs.rm(path.path, recursive=True)
+                removed.append(path)
+    if removed:
+        log.info("Removed %d unfinished saves left by killed runs", len(removed))
+    return removed
+
+
+#: Files of a version folder that are not a dataset's entry: its sidecars and provenance.
+_NOT_AN_ENTRY = (*SIDECAR_SUFFIXES, ".provenance.json")
 
 
 #: A run record being written (perceptive.provenance.write_json_atomic): its version is in it.

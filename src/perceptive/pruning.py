@@ -77,7 +77,7 @@ def _folder_key(folder: str | Path) -> str:
 def _version_folders(data_root: Path) -> list[Path]:
     """``<dataset path>/<version>/`` folders of every versioned dataset under ``data_root``."""
     if is_remote(data_root):
-        return sorted(_stored_version_folders(data_root))
+        return sorted(stored_version_folders(data_root))
     return sorted(
         path
         for path in data_root.rglob("*")
@@ -85,7 +85,7 @@ def _version_folders(data_root: Path) -> list[Path]:
     )
 
 
-def _stored_version_folders(data_root: Path):
+def stored_version_folders(data_root: Path):
     """The version folders on a store, by a walk that does not enter them: a listing per
     folder, where an rglob would list (and ask about) every Zarr chunk object."""
     fresh(data_root.fs)  # other processes may have saved since
