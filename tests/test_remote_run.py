@@ -4,6 +4,7 @@ record on the store, and a run killed mid-save leaving nothing that a later run 
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import fsspec
@@ -60,6 +61,11 @@ def test_the_workflow_on_an_object_store_makes_the_local_run_s_map(s3_root, smal
     mirror = own_cache / "remote" / "s3" / s3_root.removeprefix("s3://")
     assert (mirror / "mlflow.db").exists()
     assert (mirror / "01_raw" / "staging").is_dir()
+    # the store's secret key, in the environment of the run, is written nowhere
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"].encode()
+    fs = fsspec.filesystem("s3")
+    assert not [k for k in keys if secret in fs.cat_file(k)]
+    assert not [p for p in own_cache.rglob("*") if p.is_file() and secret in p.read_bytes()]
 
 
 def test_a_run_killed_while_writing_to_the_store_leaves_no_version(s3_root, own_cache, tmp_path):
