@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 6
 
 
-#: Files a save renames into place just before its main file (perceptive.datasets.local): a
+#: Files a save renames into place just before its main file (perceptive.datasets.versioned): a
 #: kill between the two renames leaves one alone, ``<main file name><suffix>``.
 SIDECAR_SUFFIXES = (manifest.SUFFIX, ".aux.xml")
 

@@ -7,7 +7,7 @@ newest version. The subclasses here change only *where* the stock ``save`` write
 a temporary sibling ``.partial-<uuid>-<name>`` in the same version folder, which is fsynced
 and then ``os.replace``-d onto the final name (atomic on one POSIX file system). On any error
 the temporary is removed and nothing exists under the final name. This is the same scheme as
-:mod:`perceptive.datasets.local`, reusing the upstream readers and writers instead of copying
+:mod:`perceptive.datasets.versioned`, reusing the upstream readers and writers instead of copying
 them.
 
 Everything else is upstream behaviour: version layout, load of the newest version,
@@ -68,7 +68,7 @@ class AtomicSaveMixin:
         return super()._get_save_path()  # type: ignore[misc]
 
     def _get_versions(self) -> list[str]:
-        """Upstream version glob, skipping ``.partial-`` names like local.py's ``_glob``.
+        """Upstream version glob, skipping ``.partial-`` names like versioned.py's ``_glob``.
         The glob ``<filepath>/*/<name>`` cannot match our temporaries anyway; this only makes
         sure an unfinished write can never count as a version. On an object store, only
         versions whose manifest is written count."""

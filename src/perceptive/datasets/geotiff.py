@@ -26,10 +26,10 @@ import xarray as xr
 from kedro.io.core import DatasetError
 from rasterio.windows import Window
 
-from perceptive.datasets.local import LocalVersionedDataset
+from perceptive.datasets.versioned import VersionedFileDataset
 
 
-class GeoTiffDataset(LocalVersionedDataset[xr.DataArray]):
+class GeoTiffDataset(VersionedFileDataset[xr.DataArray]):
     """A (y, x) ``xarray.DataArray`` with a CRS (rioxarray) <-> Cloud-Optimised GeoTIFF.
 
     Optional attrs used on save: ``nodata``; ``colormap`` {value: "#rrggbb"}; ``class_names``

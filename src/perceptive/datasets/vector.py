@@ -11,10 +11,10 @@ from pathlib import Path
 import geopandas as gpd
 from kedro.io.core import DatasetError
 
-from perceptive.datasets.local import LocalVersionedDataset
+from perceptive.datasets.versioned import VersionedFileDataset
 
 
-class VectorDataset(LocalVersionedDataset[gpd.GeoDataFrame]):
+class VectorDataset(VersionedFileDataset[gpd.GeoDataFrame]):
     """``GeoDataFrame`` <-> any OGR vector file; the driver follows the file extension."""
 
     def _read(self, path: Path) -> gpd.GeoDataFrame:

@@ -35,8 +35,8 @@ from dask.diagnostics import ProgressBar
 from kedro.io.core import DatasetError
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from perceptive.datasets.local import LocalVersionedDataset
 from perceptive.datasets.manifest import ChunkContextPipeline
+from perceptive.datasets.versioned import VersionedFileDataset
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _install_chunk_context() -> None:
 _install_chunk_context()
 
 
-class ZarrDataset(LocalVersionedDataset[xr.Dataset]):
+class ZarrDataset(VersionedFileDataset[xr.Dataset]):
     """``xarray.Dataset`` <-> Zarr store. ``save_args`` go to ``to_zarr``, ``load_args`` to
     ``open_zarr``; ``progress: false`` hides the progress bar."""
 

@@ -1,4 +1,4 @@
-"""Base for perceptive's own versioned datasets: local files or directories, written atomically.
+"""Base for perceptive's own versioned datasets: files or directories, written atomically.
 
 Subclasses say how to read and write one path; this class does Kedro versioning
 (``<filepath>/<version>/<name>``) and writes to a temporary sibling that is renamed when
@@ -34,14 +34,19 @@ from perceptive.datasets import manifest, remote, storage
 T = TypeVar("T")
 
 
-class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
-    """Versioned dataset on the local file system; subclasses implement ``_read``/``_write``."""
+class VersionedFileDataset(AbstractVersionedDataset[T, T], Generic[T]):
+    """Versioned dataset on local disk or an object store; subclasses implement
+    ``_read``/``_write``."""
 
-    #: Write ``<name>.manifest.json`` on save and verify the version against it on load.
+    #: Write ``<name>.manifest.json`` on save and verify the version against it on load
+    #: (always on an object store, where the manifest marks completion).
     with_manifest: bool = False
     #: On load, files smaller than this (bytes) have their checksum verified too, every file
     #: when None; larger ones only exist with their size (see perceptive.datasets.manifest).
     checksum_below: int | None = None
+    #: ``_write`` and ``_read`` take an fsspec URL (a ``UPath``) as well as a local path, so
+    #: on an object store the version is written and read where it is, with no local copy.
+    writes_in_place: bool = False
 
     def __init__(
         self,
@@ -89,10 +94,6 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
     def _write(self, data: T, path: Path) -> None:
         raise NotImplementedError
 
-    #: ``_write`` and ``_read`` take an fsspec URL (a ``UPath``) as well as a local path, so
-    #: on an object store the version is written and read where it is, with no local copy.
-    writes_in_place: bool = False
-
     def _sidecars(self, path: Path) -> list[Path]:
         """Files ``_write`` made next to ``path`` (named ``<path name>.<suffix>``, e.g. GDAL's
         ``.aux.xml``), renamed with it; none by default."""
@@ -118,7 +119,7 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
     def _save_remote(self, data: T) -> None:
         """Write in place or upload, then the manifest last (see module doc)."""
         final = self._upath(self._get_save_path())
-        if final.exists() or manifest_exists(final):
+        if final.exists() or manifest.manifest_path(final).exists():
             raise DatasetError(f"{final} already exists; a saved version is never overwritten.")
         if self.writes_in_place:
             try:
@@ -175,10 +176,6 @@ class LocalVersionedDataset(AbstractVersionedDataset[T, T], Generic[T]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "version": self._version}
-
-
-def manifest_exists(path: Path) -> bool:
-    return manifest.manifest_path(path).exists()
 
 
 def _cached_copy(path: Path, version: str | None) -> Path:
