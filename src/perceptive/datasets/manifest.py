@@ -26,6 +26,11 @@ file, dataset, version and the pipeline that rebuilds it. Re-reading a whole cub
 lazy load would cost as much as the load it guards.
 
 A version saved before manifests existed loads with a one-line warning.
+
+On an object store (perceptive.datasets.remote) every dataset has a manifest, and it does
+one more job: written last (:func:`write_in_place` for what was written in place), it is
+what makes a version count, so there a version without one is an unfinished save and is
+refused, not warned about. Sizes come from one listing of the store, not a request per file.
 """
 
 from __future__ import annotations
