@@ -216,12 +216,11 @@ class _Run:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             if is_remote(self.path):
-                # An object store has no exclusive create (only conditional writes, which
-                # neither every store nor fsspec offers): check, then write. Two runs could
-                # still both pass the check within one round trip of each other.
-                if self.path.exists():
-                    raise FileExistsError(self.path)
-                self.path.write_text(json.dumps(jsonable(self.record), indent=2))
+                # fsspec's "create" is a conditional write where the store has one (S3's
+                # If-None-Match: *, refused if the object exists); elsewhere fsspec checks,
+                # then writes, and two runs within one round trip could both pass
+                content = json.dumps(jsonable(self.record), indent=2).encode()
+                self.path.fs.pipe_file(self.path.path, content, mode="create")
             else:
                 with open(self.path, "x") as claim:  # exclusive: fails if the file exists
                     json.dump(jsonable(self.record), claim, indent=2)
