@@ -19,6 +19,7 @@ from kedro.config import OmegaConfigLoader
 from omegaconf import OmegaConf
 from pydantic import BaseModel, ValidationError
 
+from perceptive.datasets.remote import local_folder
 from perceptive.eo.links import LinkError, did_you_mean
 from perceptive.params import Aoi, ProjectParameters
 
@@ -31,7 +32,13 @@ class ParameterError(ValueError):
 
 
 class ProjectConfigLoader(OmegaConfigLoader):
-    """Kedro's loader, with parameters merged link-aware and validated before any node runs."""
+    """Kedro's loader, with parameters merged link-aware and validated before any node runs,
+    and the project's resolver ``${local_folder:<data_root>}`` (perceptive.datasets.remote)
+    known to every loader of the project, not only the one settings.py makes."""
+
+    def __init__(self, *args: Any, custom_resolvers: dict | None = None, **kwargs: Any) -> None:
+        resolvers = {"local_folder": local_folder, **(custom_resolvers or {})}
+        super().__init__(*args, custom_resolvers=resolvers, **kwargs)
 
     def __getitem__(self, key: str) -> dict[str, Any]:
         if key != "parameters" or key in self:

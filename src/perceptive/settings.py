@@ -25,7 +25,6 @@ from mlflow.telemetry import set_telemetry_client  # noqa: E402
 set_telemetry_client()
 
 from perceptive.config import ProjectConfigLoader  # noqa: E402
-from perceptive.datasets.remote import local_folder  # noqa: E402
 from perceptive.engine import DaskHooks  # noqa: E402
 from perceptive.hooks import InputCheckHooks, SourceCredentialsHooks  # noqa: E402
 from perceptive.run_record import RunRecordHooks  # noqa: E402
@@ -44,8 +43,4 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-viz")
 # key except that choosing another link method replaces that link's options; then validated
 # against perceptive.params before any node runs (see perceptive.config).
 CONFIG_LOADER_CLASS = ProjectConfigLoader
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    "custom_resolvers": {"local_folder": local_folder},
-}
+CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}

@@ -11,6 +11,7 @@ booster: cloud masking compiles s2cloudless' model with them (perceptive.eo.clou
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -113,7 +114,7 @@ def compiled_predict(library: Path) -> Callable[[np.ndarray], np.ndarray]:
     only prepare the next chunk meanwhile."""
     import tl2cgen
 
-    predictor = tl2cgen.Predictor(str(library), nthread=os.cpu_count() or 1)
+    predictor = tl2cgen.Predictor(str(library), nthread=_threads())
     lock = threading.Lock()
 
     def predict(X: np.ndarray) -> np.ndarray:
@@ -124,19 +125,51 @@ def compiled_predict(library: Path) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def compiled_predict_proba(library: Path, n_classes: int) -> Callable[[np.ndarray], np.ndarray]:
-    """``predict_proba`` of a compiled library: (n, features) float32 -> (n, k) float32."""
-    predict = compiled_predict(library)
+def _threads() -> int:
+    """The cores the library may use: OpenMP's own limit where it is set (a dask.distributed
+    worker sets OMP_NUM_THREADS to its threads, and tl2cgen refuses more), else every core."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return os.cpu_count() or 1
 
-    def predict_proba(X: np.ndarray) -> np.ndarray:
+
+@functools.lru_cache(maxsize=8)
+def _loaded(library: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """One loaded library per process (dask threads share it; it uses every core itself)."""
+    if not library.exists():
+        raise FileNotFoundError(
+            f"The compiled model {library} is not on {platform.node()}: with a dask cluster "
+            "on other machines, compiled_model.cache must be a folder every worker sees; or "
+            "set compiled_model.enabled: false."
+        )
+    return compiled_predict(library)
+
+
+class CompiledProba:
+    """``predict_proba`` of a compiled library: (n, features) float32 -> (n, k) float32.
+
+    Pickled as the library's path, since a loaded tl2cgen predictor is a native handle that
+    cannot be: a dask.distributed worker (another process) loads the library itself."""
+
+    def __init__(self, library: Path, n_classes: int) -> None:
+        self.library, self.n_classes = Path(library), n_classes
+
+    def __reduce__(self):
+        return (type(self), (self.library, self.n_classes))
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
         if len(X) == 0:
-            return np.zeros((0, n_classes), dtype=np.float32)
-        out = predict(X)
-        if n_classes == 2 and out.shape[1] == 1:  # binary: the positive class only
+            return np.zeros((0, self.n_classes), dtype=np.float32)
+        out = _loaded(self.library)(X)
+        if self.n_classes == 2 and out.shape[1] == 1:  # binary: the positive class only
             out = np.hstack([1.0 - out, out])
         return out.astype(np.float32)
 
-    return predict_proba
+
+def compiled_predict_proba(library: Path, n_classes: int) -> CompiledProba:
+    """``predict_proba`` of a compiled library (see :class:`CompiledProba`)."""
+    return CompiledProba(library, n_classes)
 
 
 def exact_compiled_predict_proba(
