@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ def check_model_features(model: LulcModel, columns: list[str]) -> None:
 
 
 def _classify_block(
-    block: np.ndarray, class_ids: np.ndarray, predict_proba: Callable, nodata: int, layers: int
+    block: np.ndarray, predict_proba: Callable, class_ids: np.ndarray, nodata: int, layers: int
 ) -> np.ndarray:
     """(time, feature, ny, nx) float32 → (layers, ny, nx) uint8: [class id, confidence, and,
     when ``layers`` > 2, each class's probability in percent]."""
@@ -117,20 +118,19 @@ def predict_map(
 
     class_ids = model.class_ids
     layers = 2 + (len(class_ids) if probabilities else 0)
-    options = {
-        "class_ids": class_ids,
-        "predict_proba": predict_proba or model.predict_proba,
-        "nodata": nodata,
-        "layers": layers,
-    }
+    predict_proba = predict_proba or model.predict_proba
+    options = {"class_ids": class_ids, "nodata": nodata, "layers": layers}
     data = features.data
     if isinstance(data, da.Array):
         if data.dtype != np.float32:
             data = data.astype(np.float32)
         data = data.rechunk({0: -1, 1: -1})
+        # the model is one task of the graph that every block depends on: given to each
+        # block as an option, a dask.distributed cluster would get a copy per block
         stacked = da.map_blocks(
             _classify_block,
             data,
+            dask.delayed(predict_proba, pure=True),
             **options,
             dtype=np.uint8,
             drop_axis=[0, 1],
@@ -139,7 +139,7 @@ def predict_map(
             meta=np.empty((0, 0, 0), dtype=np.uint8),
         )
     else:
-        stacked = _classify_block(np.asarray(data, dtype=np.float32), **options)
+        stacked = _classify_block(np.asarray(data, dtype=np.float32), predict_proba, **options)
 
     ds = xr.Dataset(
         {"lulc": (("y", "x"), stacked[0]), "confidence": (("y", "x"), stacked[1])},
