@@ -430,6 +430,12 @@ class _Rasters:
         self.block_size = block_size
         self.held = None
 
+    def __getstate__(self) -> dict:
+        """What a dask.distributed worker needs of this object (its per-pixel rules), not the
+        rasters: their blocks reach it as task inputs, while the whole arrays (a numpy raster
+        inside their graph) would be pickled with every block's task."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("labels", "parcels", "held")}
+
     def geometric_blocks(self, location) -> np.ndarray:
         (y0, y1), (x0, x1) = location
         rows = np.arange(y0, y1, dtype=np.int64)[:, None] // self.block_size
