@@ -12,7 +12,7 @@ from kedro.io import DataCatalog
 from kedro.io.core import AbstractVersionedDataset, Version
 from kedro.pipeline import Pipeline
 
-from perceptive.datasets.remote import as_path, url
+from perceptive.datasets.remote import dataset_path
 from perceptive.datasets.storage import check_writable
 
 log = logging.getLogger(__name__)
@@ -123,9 +123,8 @@ def _output_folders(pipeline: Pipeline, catalog: DataCatalog) -> list[Path]:
     folders = []
     for name in pipeline.all_outputs():
         dataset = catalog.get(name) if name in catalog else None
-        filepath = getattr(dataset, "_filepath", None)
-        if filepath is not None:  # Kedro keeps the path without its protocol
-            folders.append(as_path(url(getattr(dataset, "_protocol", "file"), filepath)))
+        if getattr(dataset, "_filepath", None) is not None:
+            folders.append(dataset_path(dataset))
     return folders
 
 

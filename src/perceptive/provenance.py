@@ -21,7 +21,7 @@ import xarray as xr
 from kedro.io.core import AbstractDataset, AbstractVersionedDataset
 from kedro_datasets.json import JSONDataset
 
-from perceptive.datasets.remote import as_path, is_remote, url
+from perceptive.datasets.remote import dataset_path, is_remote
 
 #: Key of the provenance in xarray attrs (a JSON string: Zarr attrs must be JSON, GeoTIFF
 #: tags strings) and in JSON dicts (a nested object).
@@ -69,17 +69,10 @@ def embed(data: Any, dataset: AbstractDataset, provenance: dict) -> bool:
     return False
 
 
-def stored_path(dataset: AbstractDataset, path: str | PurePath) -> Path:
-    """``path`` of ``dataset`` (Kedro keeps it without its protocol) as a local ``Path``, or
-    on an object store as a ``UPath`` built from the dataset's protocol."""
-    full = url(getattr(dataset, "_protocol", "file"), path)
-    return as_path(full) if is_remote(full) else Path(str(path))
-
-
 def write_sidecar(dataset: AbstractVersionedDataset, name: str, provenance: dict) -> Path:
     """Write ``<version folder>/<name>.provenance.json`` next to the file just saved."""
     saved = dataset._get_versioned_path(dataset.resolve_save_version())
-    folder = stored_path(dataset, saved).parent
+    folder = dataset_path(dataset, saved).parent
     return write_json_atomic(folder / f"{name}.provenance.json", provenance)
 
 

@@ -53,9 +53,9 @@ from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 
 from perceptive.datasets.manifest import manifest_path
-from perceptive.datasets.remote import is_remote
+from perceptive.datasets.remote import dataset_path, is_remote
 from perceptive.provenance import KEY as PROVENANCE_KEY
-from perceptive.provenance import jsonable, stored_path
+from perceptive.provenance import jsonable
 from perceptive.run_listing import flatten, read_records
 
 log = logging.getLogger(__name__)
@@ -291,7 +291,7 @@ class _History:
     def _on_disk(self, name: str, version: str) -> bool:
         try:
             dataset = self.catalog.get(name)
-            path = stored_path(dataset, dataset._get_versioned_path(version))
+            path = dataset_path(dataset, dataset._get_versioned_path(version))
         except (AttributeError, DatasetError):
             return False
         if is_remote(path):  # on a store a version is whole once its manifest is written
@@ -321,7 +321,7 @@ def read_provenance(dataset: AbstractVersionedDataset, name: str, version: str) 
     """The provenance of ``version`` of a dataset (provenance.py): the sidecar
     ``<name>.provenance.json``, else what the format embeds (Zarr attrs, the GeoTIFF tag
     ``PROVENANCE``, a JSON file's ``provenance`` field). None when there is none."""
-    path = stored_path(dataset, dataset._get_versioned_path(version))
+    path = dataset_path(dataset, dataset._get_versioned_path(version))
     try:
         sidecar = path.parent / f"{name}.provenance.json"
         if sidecar.exists():

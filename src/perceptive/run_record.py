@@ -34,7 +34,7 @@ from kedro.pipeline.node import Node
 from mlflow.entities import Metric, RunTag
 
 from perceptive import provenance
-from perceptive.datasets.remote import is_remote
+from perceptive.datasets.remote import dataset_path, is_remote
 from perceptive.datasets.storage import check_writable
 from perceptive.leftovers import sweep_partials
 from perceptive.provenance import jsonable, write_json_atomic
@@ -338,7 +338,7 @@ class _Run:
         dataset = self.catalog.get(name)
         if "path" not in entry and isinstance(dataset, AbstractVersionedDataset):
             # where its versions are, for pruning: a store's URL, a local absolute path
-            where = provenance.stored_path(dataset, dataset._filepath)
+            where = dataset_path(dataset)
             entry["path"] = str(where) if is_remote(where) else str(where.resolve())
         return entry
 

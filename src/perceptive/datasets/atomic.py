@@ -83,13 +83,10 @@ class AtomicSaveMixin:
     def _remote(self) -> bool:
         return self._protocol != "file"  # type: ignore[attr-defined]
 
-    def _stored(self, path: PurePosixPath) -> Path:
-        return remote.as_path(remote.url(self._protocol, path))  # type: ignore[attr-defined]
-
     def load(self) -> Any:
         bound = super().load  # type: ignore[misc]
         if self._remote:
-            path = self._stored(self._get_load_path())  # type: ignore[attr-defined]
+            path = remote.dataset_path(self, self._get_load_path())  # type: ignore[attr-defined]
             version = path.parent.name if self._version else None  # type: ignore[attr-defined]
             manifest.verify(path, version=version, checksum_below=None)
         undecorated = getattr(bound, "__wrapped__", None)  # Kedro's wrapper is around this load
@@ -99,7 +96,7 @@ class AtomicSaveMixin:
         bound = super().save  # type: ignore[misc]
         undecorated = getattr(bound, "__wrapped__", None)  # upstream save without Kedro's wrapper
         if self._remote:
-            final = self._stored(super()._get_save_path())  # type: ignore[misc]
+            final = remote.dataset_path(self, super()._get_save_path())  # type: ignore[misc]
             bound(data) if undecorated is None else undecorated(self, data)
             manifest.write_in_place(final, {}, checksum_below=None)  # last: the version counts
             self._invalidate_cache()  # type: ignore[attr-defined]

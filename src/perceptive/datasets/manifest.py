@@ -84,18 +84,11 @@ def write(tmp: Path, final_name: str, about: dict[str, Any] | None = None) -> Pa
         names = [f"{final_name}/{p.relative_to(tmp).as_posix()}" for p in files]
     else:
         files, names = [tmp], [final_name]
-    content = {
-        "format": FORMAT,
-        **(about or {}),
-        "checksum": "crc32c",
-        "files": {
-            name: {"size": p.stat().st_size, "crc32c": crc32c(p)}
-            for name, p in zip(names, files, strict=True)
-        },
+    entries = {
+        name: {"size": p.stat().st_size, "crc32c": crc32c(p)}
+        for name, p in zip(names, files, strict=True)
     }
-    out = manifest_path(tmp)
-    out.write_text(json.dumps(content, indent=1) + "\n")
-    return out
+    return _write_listing(manifest_path(tmp), about, entries)
 
 
 def write_in_place(store: Path, about: dict[str, Any] | None, checksum_below: int | None) -> Path:
@@ -104,22 +97,21 @@ def write_in_place(store: Path, about: dict[str, Any] | None, checksum_below: in
     read back only for files under ``checksum_below`` bytes (all when None), as
     :func:`verify` checks only those (larger Zarr chunks carry their own crc32c codec).
     Written last, it is what makes the version count (perceptive.datasets.remote)."""
-    sizes = _remote_sizes(store)
-    content = {
-        "format": FORMAT,
-        **(about or {}),
-        "checksum": "crc32c",
-        "files": {
-            name: {
-                "size": size,
-                "crc32c": crc32c(store.parent / name)
-                if checksum_below is None or size < checksum_below
-                else None,
-            }
-            for name, size in sorted(sizes.items())
-        },
+    entries = {
+        name: {
+            "size": size,
+            "crc32c": crc32c(store.parent / name)
+            if checksum_below is None or size < checksum_below
+            else None,
+        }
+        for name, size in sorted(_remote_sizes(store).items())
     }
-    out = manifest_path(store)
+    return _write_listing(manifest_path(store), about, entries)
+
+
+def _write_listing(out: Path, about: dict[str, Any] | None, entries: dict[str, dict]) -> Path:
+    """The manifest file itself: format, ``about``, and each file's size and checksum."""
+    content = {"format": FORMAT, **(about or {}), "checksum": "crc32c", "files": entries}
     out.write_text(json.dumps(content, indent=1) + "\n")
     return out
 
@@ -141,11 +133,11 @@ def verify(path: Path, *, version: str | None, checksum_below: int | None = None
     no manifest (saved before manifests existed)."""
     listing = manifest_path(path)
     remote = is_remote(path)
-    if remote and not listing.exists():  # on an object store the manifest marks completion
-        raise CorruptedDatasetError(
-            _message(path, version, None, ["it has no manifest: its save never finished"])
-        )
     if not listing.exists():
+        if remote:  # on an object store the manifest marks completion
+            raise CorruptedDatasetError(
+                _message(path, version, None, ["it has no manifest: its save never finished"])
+            )
         log.warning(
             "%s (version %s) has no integrity manifest (saved before manifests existed); "
             "loading it unverified.",

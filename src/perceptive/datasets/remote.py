@@ -47,6 +47,13 @@ def url(protocol: str, path: str | PurePosixPath) -> str:
     return f"{protocol}://{PurePosixPath(path).as_posix()}"
 
 
+def dataset_path(dataset, path: str | PurePosixPath | None = None) -> Path:
+    """``path`` of a Kedro dataset (its ``filepath`` by default), which Kedro keeps without
+    its protocol, as a local ``Path`` or, on an object store, a ``UPath``."""
+    where = dataset._filepath if path is None else path
+    return as_path(url(getattr(dataset, "_protocol", "file"), where))
+
+
 def filesystem(protocol: str) -> fsspec.AbstractFileSystem:
     """fsspec's file system for ``protocol`` (configured by its own environment)."""
     return fsspec.filesystem(protocol)

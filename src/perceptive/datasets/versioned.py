@@ -85,9 +85,6 @@ class VersionedFileDataset(AbstractVersionedDataset[T, T], Generic[T]):
         found = self._fs.glob(pattern + manifest.SUFFIX)
         return [p[: -len(manifest.SUFFIX)] for p in found]
 
-    def _upath(self, path: PurePosixPath) -> Path:
-        return remote.as_path(remote.url(self._protocol, path))
-
     def _read(self, path: Path) -> T:
         raise NotImplementedError
 
@@ -109,7 +106,7 @@ class VersionedFileDataset(AbstractVersionedDataset[T, T], Generic[T]):
         return self._read(path)
 
     def _load_remote(self) -> T:
-        path = self._upath(self._get_load_path())
+        path = remote.dataset_path(self, self._get_load_path())
         version = path.parent.name if self._version else None
         manifest.verify(path, version=version, checksum_below=self.checksum_below)
         if self.writes_in_place:
@@ -118,7 +115,7 @@ class VersionedFileDataset(AbstractVersionedDataset[T, T], Generic[T]):
 
     def _save_remote(self, data: T) -> None:
         """Write in place or upload, then the manifest last (see module doc)."""
-        final = self._upath(self._get_save_path())
+        final = remote.dataset_path(self, self._get_save_path())
         if final.exists() or manifest.manifest_path(final).exists():
             raise DatasetError(f"{final} already exists; a saved version is never overwritten.")
         if self.writes_in_place:
