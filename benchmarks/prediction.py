@@ -1,11 +1,14 @@
-"""Prediction speed: plain LightGBM against the compiled model, on the same model and features.
+"""Prediction speed: plain LightGBM against the compiled models, on the same model and features.
 
 One LightGBM model shaped like the default (200 rounds, 31 leaves, 10 classes, 9 features x 23
 dates = 207 columns) is trained on synthetic pixels; the features cube is synthetic too, made
 lazily chunk by chunk (256 px tiles), so its size costs no memory. Each (predictor, size) runs
 in its own process classifying the whole cube chunk by chunk (``predict_map``, chunks
-discarded as they come), so its peak resident memory is its own. Also: the time to compile,
-and raw ``booster.predict`` against the compiled library on one array of pixels.
+discarded as they come), so its peak resident memory is its own. The predictors: ``plain``
+(LightGBM's ``predict_proba``), ``tl2cgen`` (the trees as C code) and ``quickscorer`` (bit
+vectors compiled by numba, the default). Also: the time to build each, and raw
+``booster.predict`` against both on one array of pixels, every predictor on all cores
+(quickscorer scores one half of the pixels per thread, as dask's threads do with chunks).
 
     python benchmarks/prediction.py [--sizes 512,2048] [--rounds 200]
 """
@@ -76,15 +79,21 @@ def _model(rounds: int):
     return LulcModel(estimator, DEFAULT_LEGEND)
 
 
+MODES = ("plain", "tl2cgen", "quickscorer")
+
+
 def one(mode: str, side: int, rounds: int, cache: str) -> dict:
-    """Classify a ``side`` x ``side`` cube with ``mode`` (plain | compiled) in this process."""
+    """Classify a ``side`` x ``side`` cube with ``mode`` (:data:`MODES`) in this process."""
     from perceptive.eo.compiled import compile_model, compiled_predict_proba
     from perceptive.eo.prediction import predict_map
+    from perceptive.eo.quickscorer import QuickScorer
 
     model = _model(rounds)
     proba = None
-    if mode == "compiled":
+    if mode == "tl2cgen":
         proba = compiled_predict_proba(compile_model(model, Path(cache)), CLASSES)
+    elif mode == "quickscorer":
+        proba = QuickScorer(model.estimator.booster_)
     predicted = predict_map(_features(side), model, predict_proba=proba)
     stacked = xr.concat([predicted["lulc"], predicted["confidence"]], "layer").data
     counts = np.zeros(256, np.int64)
@@ -102,10 +111,13 @@ def one(mode: str, side: int, rounds: int, cache: str) -> dict:
 
 
 def raw(rounds: int, cache: str, n: int = 200_000) -> dict:
-    """booster.predict against the compiled library on one (n, 207) array, and compile time."""
+    """booster.predict against the tl2cgen library and quickscorer on one (n, 207) array,
+    every one on all cores, and the time to build each (quickscorer: its numba code cached)."""
     import shutil
+    from concurrent.futures import ThreadPoolExecutor
 
     from perceptive.eo.compiled import compile_model, compiled_predict_proba
+    from perceptive.eo.quickscorer import QuickScorer
 
     model = _model(rounds)
     X = _features(1024)[:, :, :512, :512].values.reshape(N_DATES * FEATURES, -1).T[:n]
@@ -116,14 +128,26 @@ def raw(rounds: int, cache: str, n: int = 200_000) -> dict:
     compile_s = time.perf_counter() - start
     fast = compiled_predict_proba(library, CLASSES)
     start = time.perf_counter()
-    plain = model.estimator.booster_.predict(X)
-    plain_s = time.perf_counter() - start
-    start = time.perf_counter()
-    compiled = fast(X)
-    compiled_s = time.perf_counter() - start
-    return {"compile_s": compile_s, "booster_mpx_s": n / plain_s / 1e6,
-            "compiled_mpx_s": n / compiled_s / 1e6,
-            "identical": bool(np.array_equal(plain.astype(np.float32), compiled))}  # fmt: skip
+    scorer = QuickScorer(model.estimator.booster_)
+    scorer(X[:1])  # numba loads its cached machine code (compiles it the first time)
+    build_s = time.perf_counter() - start
+    booster = model.estimator.booster_
+    timings, answers = {}, {}
+    cores = os.cpu_count() or 1
+    with ThreadPoolExecutor(cores) as pool:
+        runs = {
+            "booster": lambda: booster.predict(X),
+            "tl2cgen": lambda: fast(X),
+            "quickscorer": lambda: np.concatenate(list(pool.map(scorer, np.array_split(X, cores)))),
+        }
+        for name, run in runs.items():
+            start = time.perf_counter()
+            answers[name] = run()
+            timings[name] = time.perf_counter() - start
+    plain = answers["booster"].astype(np.float32)
+    return {"compile_s": compile_s, "build_s": build_s, "trees": booster.num_trees(),
+            **{f"{k}_mpx_s": n / s / 1e6 for k, s in timings.items()},
+            "identical": {k: bool(np.array_equal(plain, answers[k])) for k in runs}}  # fmt: skip
 
 
 def main() -> None:
@@ -148,22 +172,23 @@ def main() -> None:
             return json.loads(out.strip().splitlines()[-1])
 
         r = child("--raw", cache)
-        print(f"{args.rounds} rounds x {CLASSES} classes, {N_DATES * FEATURES} features: "  # noqa: T201
-              f"compile {r['compile_s']:.1f} s; booster.predict {r['booster_mpx_s']:.3f} Mpx/s, "
-              f"compiled {r['compiled_mpx_s']:.3f} Mpx/s "
-              f"({r['compiled_mpx_s'] / r['booster_mpx_s']:.2f}x), identical {r['identical']}")  # fmt: skip
-        print(f"{'predictor':<10} {'size':>10} {'s':>8} {'Mpx/s':>8} {'peak GiB':>9}")  # noqa: T201
+        print(f"{args.rounds} rounds x {CLASSES} classes ({r['trees']} trees), "  # noqa: T201
+              f"{N_DATES * FEATURES} features; build: tl2cgen {r['compile_s']:.1f} s, "
+              f"quickscorer {r['build_s']:.1f} s")  # fmt: skip
+        for name in ("booster", "tl2cgen", "quickscorer"):
+            mpx = r[f"{name}_mpx_s"]
+            print(f"  {name:<12} {mpx:7.3f} Mpx/s  {mpx / r['booster_mpx_s']:5.2f}x  "  # noqa: T201
+                  f"identical to booster.predict: {r['identical'][name]}")  # fmt: skip
+        print(f"{'predictor':<12} {'size':>10} {'s':>8} {'Mpx/s':>8} {'peak GiB':>9}")  # noqa: T201
         for side in map(int, args.sizes.split(",")):
-            results = {
-                mode: child("--one", mode, str(side), cache) for mode in ("plain", "compiled")
-            }
+            results = {mode: child("--one", mode, str(side), cache) for mode in MODES}
             for mode, res in results.items():
                 print(
-                    f"{mode:<10} {f'{side}x{side}':>10} {res['seconds']:8.1f} "  # noqa: T201
+                    f"{mode:<12} {f'{side}x{side}':>10} {res['seconds']:8.1f} "  # noqa: T201
                     f"{res['mpx_s']:8.3f} {res['peak_gib']:9.2f}"
                 )
-            same = results["plain"]["classes"] == results["compiled"]["classes"]
-            print(f"{'':<10} same class counts: {same}")  # noqa: T201
+            same = all(res["classes"] == results["plain"]["classes"] for res in results.values())
+            print(f"{'':<12} same class counts: {same}")  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -41,11 +41,12 @@ def threads_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster_run(tmp_path_factory):
     """The same run on a 2-worker LocalCluster; also the child processes before and after.
-    Its classifier is compiled (the default for large maps): the workers get the compiled
-    model by its library's path, as a loaded one cannot be sent to another process."""
+    Its classifier is compiled by tl2cgen: the workers get the compiled model by its
+    library's path, as a loaded one cannot be sent to another process. The threaded run
+    predicts with the default, quickscorer: the two engines give the same map."""
     data_root = tmp_path_factory.mktemp("cluster")
     before = _children()
-    catalog = run_kedro(data_root, **SMALL_RUN, dask=CLUSTER, compiled_model={"enabled": True})
+    catalog = run_kedro(data_root, **SMALL_RUN, dask=CLUSTER, compiled_model={"enabled": True, "engine": "tl2cgen"})
     return data_root, catalog, before, _children()
 
 
@@ -76,8 +77,8 @@ def test_local_cluster_gives_the_threaded_run_outputs(threads_run, cluster_run):
     )
     for cube in ("features_cube", "masks_cube"):
         xr.testing.assert_equal(threads.load(cube), cluster.load(cube))
-    assert cluster.load("prediction_cube").attrs["predictor"] == "compiled"
-    assert threads.load("prediction_cube").attrs["predictor"] == "estimator"
+    assert cluster.load("prediction_cube").attrs["predictor"] == "tl2cgen"
+    assert threads.load("prediction_cube").attrs["predictor"] == "quickscorer"
 
 
 def test_cluster_is_closed_after_the_run(cluster_run):

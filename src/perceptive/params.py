@@ -271,20 +271,31 @@ class ModellingParameters(Params):
 
 
 class CompiledModel(Params):
-    """Predict with the compiled LightGBM model when it matches plain LightGBM; compiled
-    libraries are cached in ``cache``, one per model. ``auto`` compiles for maps of at least
-    ``auto_from_mpx`` million pixels: compiling costs tens of seconds per model, which only a
-    large map wins back."""
+    """Predict with a compiled LightGBM model when it matches plain LightGBM on a sample of
+    the map's pixels. ``engine``: ``quickscorer`` (default; bit vectors compiled by numba,
+    built in about a second, trees of up to 64 leaves; a model it cannot score falls back to
+    tl2cgen) or ``tl2cgen`` (C code, tens of seconds per model, cached in ``cache``, one per
+    model). ``auto`` compiles for maps of at least ``auto_from_mpx`` million pixels: by
+    default any map with quickscorer, 4 Mpx with tl2cgen, whose compiling only a large map
+    wins back."""
 
     enabled: bool | Literal["auto"]
     cache: str
-    auto_from_mpx: Annotated[float, Field(ge=0)] = 4.0
+    engine: Literal["quickscorer", "tl2cgen"] = "quickscorer"
+    auto_from_mpx: Annotated[float, Field(ge=0)] | None = None
 
     def wanted(self, n_pixels: int) -> bool:
         """Whether to compile for a map of ``n_pixels``."""
         if self.enabled == "auto":
-            return n_pixels >= self.auto_from_mpx * 1e6
+            return n_pixels >= self.auto_threshold_mpx * 1e6
         return self.enabled
+
+    @property
+    def auto_threshold_mpx(self) -> float:
+        """``auto_from_mpx``, or the engine's default: 0 for quickscorer, 4 for tl2cgen."""
+        if self.auto_from_mpx is not None:
+            return self.auto_from_mpx
+        return 0.0 if self.engine == "quickscorer" else 4.0
 
 
 class PredictionParameters(Params):

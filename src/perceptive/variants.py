@@ -39,6 +39,7 @@ RESULT_NEUTRAL = (
     ("compiled_model", "enabled"),
     ("compiled_model", "cache"),
     ("compiled_model", "auto_from_mpx"),
+    ("compiled_model", "engine"),
     ("cloud_masking", "compiled"),  # same answers either way (checked when used)
 )
 

@@ -44,9 +44,9 @@ def test_chunked_prediction_equals_whole(trained, chunks):  # noqa: F811
     np.testing.assert_array_equal(whole["probability"].values[:, 10, 20], expected)
 
 
-def test_compiled_model_predicts_exactly_as_lightgbm(trained, tmp_path):  # noqa: F811
+def test_tl2cgen_model_predicts_exactly_as_lightgbm(trained, tmp_path):  # noqa: F811
     _, cube, _, model = trained
-    fast = exact_compiled_predict_proba(model, central_pixels(cube, side=16), tmp_path)
+    fast = exact_compiled_predict_proba(model, central_pixels(cube, side=16), tmp_path, "tl2cgen")
     assert fast is not None
     X = _all_pixels(cube)
     X = X[~np.all(np.isnan(X), axis=1)]
@@ -60,10 +60,24 @@ def test_compiled_model_predicts_exactly_as_lightgbm(trained, tmp_path):  # noqa
     assert library.stat().st_mtime_ns == stamp
 
 
-def test_a_non_lightgbm_model_falls_back(trained, tmp_path):  # noqa: F811
+def test_quickscorer_model_predicts_exactly_as_lightgbm(trained, tmp_path):  # noqa: F811
+    _, cube, _, model = trained
+    fast = exact_compiled_predict_proba(model, central_pixels(cube, side=16), tmp_path)
+    assert type(fast).__name__ == "QuickScorer"
+    assert not list(tmp_path.iterdir())  # nothing to cache: built in a second
+    X = _all_pixels(cube)
+    X = X[~np.all(np.isnan(X), axis=1)]
+    assert np.isnan(X).any()  # partly valid pixels too: missing values go LightGBM's way
+    np.testing.assert_array_equal(fast(X), model.predict_proba(X))
+    chunked = predict_map(cube.chunk({"y": 7, "x": 9}), model, predict_proba=fast).compute()
+    xr.testing.assert_identical(chunked, predict_map(cube, model).compute())
+
+
+@pytest.mark.parametrize("engine", ["quickscorer", "tl2cgen"])
+def test_a_non_lightgbm_model_falls_back(trained, tmp_path, engine):  # noqa: F811
     _, cube, samples, _ = trained
     forest = train_model(samples, {"method": "random_forest", "n_estimators": 5})
-    assert exact_compiled_predict_proba(forest, central_pixels(cube), tmp_path) is None
+    assert exact_compiled_predict_proba(forest, central_pixels(cube), tmp_path, engine) is None
     assert not list(tmp_path.iterdir())
 
 
@@ -76,7 +90,9 @@ def test_a_model_that_cannot_be_compiled_falls_back_with_a_warning(
     _, cube, _, model = trained
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     with caplog.at_level("WARNING", logger="perceptive.eo.compiled"):
-        fast = exact_compiled_predict_proba(model, central_pixels(cube), tmp_path / "cache")
+        fast = exact_compiled_predict_proba(
+            model, central_pixels(cube), tmp_path / "cache", "tl2cgen"
+        )
     assert fast is None
     assert "Could not compile the model" in caplog.text and "no-such-compiler" in caplog.text
     assert not list((tmp_path / "cache").rglob("*.so"))

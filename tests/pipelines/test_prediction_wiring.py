@@ -36,7 +36,7 @@ def test_postprocessing_defaults_to_none():
 
 def test_a_postprocessing_method_changes_the_saved_map(inputs, tmp_path):
     raw = _maps(inputs, tmp_path)
-    assert raw["prediction_cube"].attrs["predictor"] == "compiled"  # LightGBM, matched
+    assert raw["prediction_cube"].attrs["predictor"] == "quickscorer"  # LightGBM, matched
     smooth = _maps(inputs, tmp_path, postprocessing={"method": "majority", "window": 5})
     sieved = _maps(inputs, tmp_path, postprocessing={"method": "sieve", "min_area_ha": 1})
     lulc = raw["lulc_map"].values
@@ -69,14 +69,32 @@ def test_compiled_model_disabled_predicts_with_the_estimator_the_same_map(inputs
     np.testing.assert_array_equal(plain["confidence_map"].values, compiled["confidence_map"].values)
 
 
+def test_compiled_model_engine_changes_the_predictor_not_the_map(inputs, tmp_path):
+    default = _maps(inputs, tmp_path)
+    tl2cgen = _maps(inputs, tmp_path, compiled_model={"enabled": True, "engine": "tl2cgen"})
+    assert default["prediction_cube"].attrs["predictor"] == "quickscorer"
+    assert tl2cgen["prediction_cube"].attrs["predictor"] == "tl2cgen"
+    assert list(tmp_path.glob("*/model.so"))  # tl2cgen's library, in the cache
+    for name in ("lulc_map", "confidence_map"):
+        np.testing.assert_array_equal(default[name].values, tl2cgen[name].values)
+
+
 def test_compiled_model_auto_compiles_from_a_map_size(inputs, tmp_path):
     pixels = inputs["features_cube"].sizes["y"] * inputs["features_cube"].sizes["x"]
-    small = _maps(inputs, tmp_path, compiled_model={"enabled": "auto"})  # default 4 Mpx
-    large = _maps(inputs, tmp_path, compiled_model={"enabled": "auto", "auto_from_mpx": 1e-6})
     assert pixels < 4e6
-    assert small["prediction_cube"].attrs["predictor"] == "estimator"
-    assert large["prediction_cube"].attrs["predictor"] == "compiled"
+    quick = _maps(inputs, tmp_path, compiled_model={"enabled": "auto"})  # quickscorer: any map
+    small = _maps(inputs, tmp_path, compiled_model={"enabled": "auto", "engine": "tl2cgen"})
+    large = _maps(
+        inputs, tmp_path,
+        compiled_model={"enabled": "auto", "engine": "tl2cgen", "auto_from_mpx": 1e-6},
+    )  # fmt: skip
+    above = _maps(inputs, tmp_path, compiled_model={"enabled": "auto", "auto_from_mpx": 4})
+    assert quick["prediction_cube"].attrs["predictor"] == "quickscorer"
+    assert small["prediction_cube"].attrs["predictor"] == "estimator"  # tl2cgen: from 4 Mpx
+    assert large["prediction_cube"].attrs["predictor"] == "tl2cgen"
+    assert above["prediction_cube"].attrs["predictor"] == "estimator"
     np.testing.assert_array_equal(small["lulc_map"].values, large["lulc_map"].values)
+    np.testing.assert_array_equal(small["lulc_map"].values, quick["lulc_map"].values)
 
 
 def test_class_areas_carry_the_area_estimates_of_validation_pixels(inputs, tmp_path, upstream):  # noqa: F811

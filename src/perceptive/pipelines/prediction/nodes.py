@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from perceptive.eo import postprocessing
 from perceptive.eo.classifier import LulcModel
-from perceptive.eo.compiled import exact_compiled_predict_proba
+from perceptive.eo.compiled import engine_name, exact_compiled_predict_proba
 from perceptive.eo.cube import validate_features_cube
 from perceptive.eo.grid import grid_of
 from perceptive.eo.legend import map_attrs
@@ -42,7 +42,8 @@ def predict(
     compiled_model: CompiledModel,
 ) -> xr.Dataset:
     """Classify every pixel, lazily (``lulc``, ``confidence``, optionally ``probability``),
-    with the compiled model when it gives the estimator's answers on a sample of the cube."""
+    with the compiled model when it gives the estimator's answers on a sample of the cube
+    (the cube's ``predictor`` attribute says which predicted)."""
     validate_features_cube(features_cube)
     features = features_cube["features"]
     fast = None
@@ -52,13 +53,15 @@ def predict(
         log.info(
             "compiled_model auto: a %.1f Mpx map, %s", n_pixels / 1e6,
             "compiling the model" if compile_it else
-            f"under {compiled_model.auto_from_mpx:g} Mpx: predicting with the estimator",
+            f"under {compiled_model.auto_threshold_mpx:g} Mpx: predicting with the estimator",
         )  # fmt: skip
     if compile_it:
         sample = central_pixels(features)
-        fast = exact_compiled_predict_proba(model, sample, Path(compiled_model.cache))
+        fast = exact_compiled_predict_proba(
+            model, sample, Path(compiled_model.cache), compiled_model.engine
+        )
     predicted = predict_map(features, model, probabilities=probabilities, predict_proba=fast)
-    predicted.attrs["predictor"] = "compiled" if fast else "estimator"
+    predicted.attrs["predictor"] = engine_name(fast)
     if is_demo(features_cube):
         predicted.attrs[DEMO_MARK] = True
     return predicted
