@@ -87,7 +87,10 @@ class ZarrDataset(VersionedFileDataset[xr.Dataset]):
         for name, var in list(data.variables.items()):
             if var.dtype.kind == "U":  # fixed-width text has no Zarr v3 spec (see module doc)
                 data[name] = var.astype(object)
-        args = {"consolidated": False, "mode": "w-", **self._save_args}
+        # write_empty_chunks: zarr would otherwise compare every chunk with the fill value
+        # before writing it, which took longer than compressing it (1.9 s per 500 MB)
+        args = {"consolidated": False, "mode": "w-", "write_empty_chunks": True,
+                **self._save_args}  # fmt: skip
         encoding = {name: dict(enc) for name, enc in (args.pop("encoding", None) or {}).items()}
         for name, var in data.variables.items():
             # encodings from a loaded store may not fit new chunks
@@ -96,7 +99,7 @@ class ZarrDataset(VersionedFileDataset[xr.Dataset]):
             # an ``encoding`` save_arg replaces the variable's own (xarray's rule): add to both
             for enc in (var.encoding, encoding.get(name)):
                 if enc is not None:
-                    enc["compressors"] = _with_crc32c(enc.get("compressors", (ZstdCodec(),)))
+                    enc["compressors"] = _with_crc32c(enc.get("compressors", (ZstdCodec(level=1),)))
         if encoding:
             args["encoding"] = encoding
         log.info("Writing %s (%.0f MB uncompressed)", self._filepath.name, data.nbytes / 1e6)

@@ -65,9 +65,9 @@ def _classify_block(
     """(time, feature, ny, nx) float32 → (layers, ny, nx) uint8: [class id, confidence, and,
     when ``layers`` > 2, each class's probability in percent]."""
     n_time, n_feat, ny, nx = block.shape
-    X = np.ascontiguousarray(
-        block.reshape(n_time * n_feat, ny * nx).T, dtype=np.float32
-    )  # (pixels, time*feature): C-order over (time, feature), as feature_columns
+    # (pixels, time*feature), columns in C order over (time, feature) as feature_columns: a
+    # view, not a copy; a predictor that needs other strides makes its own copy
+    X = np.asarray(block, dtype=np.float32).reshape(n_time * n_feat, ny * nx).T
     out = np.zeros((layers, ny * nx), dtype=np.uint8)
     out[0] = nodata
     out[2:] = PROBABILITY_NODATA

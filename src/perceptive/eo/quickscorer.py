@@ -85,7 +85,7 @@ class QuickScorer:
 
     def raw_score(self, X: np.ndarray) -> np.ndarray:
         """(n, features) -> (n, outputs) float64: the sums of leaf values, LightGBM's raw score."""
-        X = np.ascontiguousarray(X, dtype=np.float32)
+        X = np.asarray(X, dtype=np.float32)  # any strides: the kernel reads it block by block
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected (n, {self.n_features}) pixels, got {X.shape}")
         out = np.empty((len(X), self.n_outputs), dtype=np.float64)
@@ -194,13 +194,18 @@ def _raw_scores(X, feature_start, thresholds, node_tree, node_mask, nan_right, l
     for start in range(0, n, block_pixels):
         m = min(block_pixels, n - start)
         block = np.empty((n_features, m), np.float32)
-        has_nan = np.zeros(n_features, np.bool_)
-        for j in range(m):
+        if X.strides[0] < X.strides[1]:  # pixels contiguous (a transposed cube): copy rows
             for f in range(n_features):
-                x = X[start + j, f]
-                block[f, j] = x
-                if x != x:
+                block[f] = X[start : start + m, f]
+        else:
+            for j in range(m):
+                block[:, j] = X[start + j]
+        has_nan = np.zeros(n_features, np.bool_)
+        for f in range(n_features):
+            for j in range(m):
+                if block[f, j] != block[f, j]:
                     has_nan[f] = True
+                    break
         vectors = np.full((n_trees, m), everything, node_mask.dtype)
         _clear_failing_leaves(block, has_nan, vectors, feature_start, thresholds, node_tree,
                               node_mask, nan_right)  # fmt: skip
