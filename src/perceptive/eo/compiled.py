@@ -2,10 +2,10 @@
 
 Prediction is the slowest link and LightGBM's ``predict`` walks its trees generically. Two
 engines replace it: :mod:`perceptive.eo.quickscorer` (bit vectors compiled by numba, the
-default, 7x to 9x LightGBM on 2 cores) and a library with the trees as C code (tl2cgen, 1.5x
+default, 9x to 14x LightGBM on 2 cores) and a library with the trees as C code (tl2cgen, 1.5x
 to 2.7x; any tree size). A compiled model is used only after it gave exactly LightGBM's
 probabilities on a sample of the pixels to classify; otherwise (or for another estimator)
-the caller keeps the estimator's own ``predict_proba``. Compiling takes about 20 s per 1000
+the caller keeps the estimator's own ``predict_proba``. Compiling takes about 30 s per 1000
 trees on 2 cores, so each model is compiled once, into a cache folder keyed by its hash.
 The building blocks (:func:`compile_booster`, :func:`compiled_predict`) take any LightGBM
 booster: cloud masking compiles s2cloudless' model with them (perceptive.eo.cloud_masking).
