@@ -103,7 +103,7 @@ class QuickScorer:
         if self.transform == "softmax":
             _softmax_rows(raw)
             return raw.astype(np.float32)
-        positive = 1.0 / (1.0 + np.exp(-self.sigmoid * raw[:, 0]))
+        positive = _sigmoid(raw[:, 0], self.sigmoid)
         return np.stack([1.0 - positive, positive], axis=1).astype(np.float32)
 
 
@@ -237,3 +237,12 @@ def _softmax_rows(raw):
             total += row[i]
         for i in range(row.shape[0]):
             row[i] /= total
+
+
+@numba.njit(cache=True, nogil=True)
+def _sigmoid(raw, slope):
+    """LightGBM's sigmoid, with the C library's exp as LightGBM's (numpy's may differ)."""
+    out = np.empty_like(raw)
+    for i in range(raw.shape[0]):
+        out[i] = 1.0 / (1.0 + math.exp(-slope * raw[i]))
+    return out
