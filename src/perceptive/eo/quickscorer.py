@@ -82,6 +82,7 @@ class QuickScorer:
         self.nan_right = nodes["nan_right"]
         self.leaf_values = np.asarray(leaf_values, dtype=np.float64)
         self.tree_leaf_start = tree_leaf_start
+        self.lowest_bit = _lowest_bit_table(self.mask_type)  # (table, multiplier, shift)
 
     def raw_score(self, X: np.ndarray) -> np.ndarray:
         """(n, features) -> (n, outputs) float64: the sums of leaf values, LightGBM's raw score."""
@@ -89,7 +90,7 @@ class QuickScorer:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected (n, {self.n_features}) pixels, got {X.shape}")
         out = np.empty((len(X), self.n_outputs), dtype=np.float64)
-        table, multiplier, shift = _lowest_bit_table(self.mask_type)
+        table, multiplier, shift = self.lowest_bit
         _raw_scores(
             X, self.feature_start, self.thresholds, self.node_tree, self.node_mask,
             self.nan_right, self.leaf_values, self.tree_leaf_start, table,
